@@ -1,0 +1,1 @@
+"""backtest (filled by its issue)."""

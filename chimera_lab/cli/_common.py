@@ -1,0 +1,203 @@
+"""Options and helpers shared by the ``chimera`` subcommands."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import numpy as np
+import pandas as pd
+
+from chimera_lab.config import Settings
+from chimera_lab.errors import ConfigError
+
+__all__ = [
+    "DataSource",
+    "emit_json",
+    "get_settings",
+    "json_option",
+    "load_source",
+    "parse_params",
+    "parse_time",
+    "source_options",
+    "store_option",
+    "to_jsonable",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def get_settings(ctx: click.Context | None = None) -> Settings:
+    """Return the Settings built by the root command (or fresh ones outside a CLI run)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None:
+        root = ctx.find_root()
+        if isinstance(root.obj, dict) and isinstance(root.obj.get("settings"), Settings):
+            return root.obj["settings"]
+    return Settings()
+
+
+def json_option(func: F) -> F:
+    """Add ``--json`` (machine-readable output on stdout, nothing else)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON only.")(func)
+
+
+def store_option(func: F) -> F:
+    """Add ``--store URL`` (default: CHIMERA_STORE__URL, else data/chimera.duckdb)."""
+    return click.option(
+        "--store",
+        "store_url",
+        default=None,
+        metavar="URL",
+        help="Store URL or DuckDB path (default: settings, data/chimera.duckdb).",
+    )(func)
+
+
+def source_options(func: F) -> F:
+    """Add the data-source options ``--csv FILE | --symbol S --timeframe T [--start --end]``."""
+    options = [
+        click.option(
+            "--csv",
+            "csv_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Read bars from a file (CSV, CSV.gz, Parquet, Feather).",
+        ),
+        click.option("--symbol", default=None, help="Read bars of SYMBOL from the store."),
+        click.option("--timeframe", default="1m", show_default=True, help="Bar timeframe."),
+        click.option("--start", default=None, help="First bar (ISO date/time, UTC)."),
+        click.option("--end", default=None, help="Last bar (ISO date/time, UTC, inclusive)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return store_option(func)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a command's bars came from (for reports and manifests)."""
+
+    kind: str  # "file" or "store"
+    location: str
+    symbol: str | None
+    timeframe: str | None
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+
+    def describe(self) -> str:
+        """One-line description."""
+        what = f"{self.symbol or ''} {self.timeframe or ''}".strip()
+        return f"{self.kind}:{self.location}" + (f" [{what}]" if what else "")
+
+
+def parse_time(value: str | None, *, name: str) -> pd.Timestamp | None:
+    """Parse an ISO date/time as UTC (naive means UTC); ``None`` stays ``None``."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date/time (e.g. 2024-08-01 or 2024-08-01T12:00)",
+            param_hint=f"--{name}",
+        ) from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def load_source(
+    *,
+    csv_path: Path | None,
+    symbol: str | None,
+    timeframe: str,
+    start: str | None,
+    end: str | None,
+    store_url: str | None,
+    settings: Settings | None = None,
+) -> tuple[pd.DataFrame, DataSource]:
+    """Load the bars named by :func:`source_options`; exactly one of csv/symbol is required."""
+    from chimera_lab.data import Store, load_ohlcv
+
+    if (csv_path is None) == (symbol is None):
+        raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
+    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
+    if csv_path is not None:
+        df = load_ohlcv(csv_path)
+        if t0 is not None:
+            df = df.loc[df.index >= t0]
+        if t1 is not None:
+            df = df.loc[df.index <= t1]
+        src = DataSource("file", str(csv_path), None, None, t0, t1)
+    else:
+        assert symbol is not None
+        settings = settings or get_settings()
+        store = Store(store_url or settings.store.url, settings=settings)
+        df = store.read_bars(symbol, timeframe, start=t0, end=t1)
+        src = DataSource("store", store.url, symbol, timeframe, t0, t1)
+    if df.empty:
+        raise ConfigError(f"no bars in {src.describe()} between {start or '-'} and {end or '-'}")
+    return df, src
+
+
+def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Parse ``k=v`` strings; values are Python literals when they parse (``10``, ``0.5``, ``True``).
+
+    >>> parse_params(["fast=10", "k=2.5", "base=sma_cross"])
+    {'fast': 10, 'k': 2.5, 'base': 'sma_cross'}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not of the form key=value", param_hint="--param")
+        try:
+            value: Any = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            value = value.lower() == "true"
+        params[key.strip()] = value
+    return params
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy/pandas/decimal/enum values to JSON types; NaN and inf become ``None``."""
+    if value is pd.NaT or value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        ts = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+        return ts.isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime | date):
+        return to_jsonable(pd.Timestamp(value))
+    if isinstance(value, pd.Timedelta):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (one document, indented, UTF-8)."""
+    json.dump(to_jsonable(obj), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write("\n")

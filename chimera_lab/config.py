@@ -1,0 +1,210 @@
+"""Settings: one typed object built from the environment and ``.env``.
+
+Every variable is ``CHIMERA_<SECTION>__<FIELD>`` (nested delimiter ``__``), for example
+``CHIMERA_STORE__URL=data/chimera.duckdb`` or ``CHIMERA_BITGET__API_KEY=...``. ``.env.example``
+documents each one. Secrets are :class:`pydantic.SecretStr`: they print as ``**********`` and
+never enter logs (see :mod:`chimera_lab.logging`), notebook parameters or run manifests.
+
+Nothing here is global: build a :class:`Settings` where the program starts (CLI, notebook,
+pipeline worker) and pass it, or the pieces of it, to what needs it.
+
+Examples
+--------
+>>> s = Settings(_env_file=None, store={"url": "/tmp/example.duckdb"})
+>>> s.store.url
+'/tmp/example.duckdb'
+>>> s.bitget.api_key is None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "BacktestSettings",
+    "BitgetSettings",
+    "LoggingSettings",
+    "PipelineSettings",
+    "RegimeLimitsSettings",
+    "RiskSettings",
+    "Settings",
+    "SimSettings",
+    "StoreSettings",
+    "iter_secret_values",
+]
+
+
+class StoreSettings(BaseModel):
+    """Where bars are stored."""
+
+    url: str = Field(
+        "data/chimera.duckdb",
+        description="A DuckDB file path, duckdb:///path, or (later) postgresql://...",
+    )
+    lock_timeout_s: float = Field(
+        30.0, gt=0, description="How long a call waits for another process's file lock."
+    )
+    rollup_timeframes: list[str] = Field(
+        default_factory=lambda: ["5m", "15m", "1h", "4h", "1d"],
+        description="Rollups kept up to date on write (continuous aggregates) for fast resample.",
+    )
+
+
+class BitgetSettings(BaseModel):
+    """Bitget REST/WebSocket API v2 access (see ../shared/bitget-api.md)."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    passphrase: SecretStr | None = None
+    base_url: str = "https://api.bitget.com"
+    ws_public_url: str = "wss://ws.bitget.com/v2/ws/public"
+    ws_private_url: str = "wss://ws.bitget.com/v2/ws/private"
+    product: Literal["spot", "usdt-futures"] = "spot"
+    demo: bool = Field(False, description="Send `paptrading: 1` (Bitget demo trading).")
+    mode: Literal["paper", "live"] = Field(
+        "paper", description="Live trading with real money also needs confirm_live=true."
+    )
+    confirm_live: bool = False
+    timeout_s: float = Field(10.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_connections: int = Field(20, ge=1)
+    max_keepalive_connections: int = Field(10, ge=0)
+    rate_limit_per_minute: int = Field(500, ge=1, description="Overall requests per 60 s.")
+    rate_limit_per_second: int = Field(10, ge=1, description="Overall requests per second.")
+    retry_max_attempts: int = Field(5, ge=1)
+    retry_base_delay_s: float = Field(0.2, ge=0)
+    retry_max_delay_s: float = Field(10.0, ge=0)
+    circuit_failure_threshold: int = Field(5, ge=1)
+    circuit_recovery_s: float = Field(60.0, gt=0)
+
+
+class SimSettings(BaseModel):
+    """The loopback Bitget-compatible simulator (``chimera sim serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8900, ge=0, le=65535)
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    passphrase: SecretStr | None = None
+
+
+class RegimeLimitsSettings(BaseModel):
+    """Risk limits that apply while the market is in one regime."""
+
+    exposure_multiplier: float = Field(1.0, ge=0)
+    max_leverage: float = Field(1.0, ge=0)
+    var_limit: float = Field(0.05, gt=0, description="Max one-period VaR as a fraction of equity.")
+
+
+def _default_regime_limits() -> dict[str, RegimeLimitsSettings]:
+    return {
+        "normal": RegimeLimitsSettings(exposure_multiplier=1.0, max_leverage=2.0, var_limit=0.05),
+        "trending": RegimeLimitsSettings(exposure_multiplier=1.0, max_leverage=2.0, var_limit=0.05),
+        "volatile": RegimeLimitsSettings(
+            exposure_multiplier=0.5, max_leverage=1.0, var_limit=0.03
+        ),
+        "crisis": RegimeLimitsSettings(exposure_multiplier=0.0, max_leverage=0.5, var_limit=0.02),
+    }
+
+
+class RiskSettings(BaseModel):
+    """Defaults for VaR, Kelly sizing and pre-trade checks."""
+
+    var_confidence: float = Field(0.99, gt=0.5, lt=1.0)
+    var_window_bars: int = Field(1440, ge=2)
+    kelly_fraction: float = Field(0.25, gt=0, le=1.0)
+    max_leverage: float = Field(1.0, gt=0)
+    max_exposure: float = Field(1.0, gt=0)
+    max_order_notional: float = Field(1_000_000.0, gt=0)
+    drawdown_kill: float = Field(
+        0.20, gt=0, lt=1, description="Flat and locked when equity falls this far below its peak."
+    )
+    regime_limits: dict[str, RegimeLimitsSettings] = Field(default_factory=_default_regime_limits)
+
+    @field_validator("regime_limits")
+    @classmethod
+    def _known_regimes(
+        cls, value: dict[str, RegimeLimitsSettings]
+    ) -> dict[str, RegimeLimitsSettings]:
+        known = {"normal", "trending", "volatile", "crisis"}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown regime(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        merged = _default_regime_limits()
+        merged.update({k.lower(): v for k, v in value.items()})
+        return merged
+
+
+class BacktestSettings(BaseModel):
+    """Defaults for the backtest engine."""
+
+    initial_capital: float = Field(100_000.0, gt=0)
+    fee_bps: float = Field(6.0, ge=0)
+    slippage_bps: float = Field(0.0, ge=0)
+
+
+class LoggingSettings(BaseModel):
+    """Structured logging."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = "json"
+
+
+class PipelineSettings(BaseModel):
+    """Papermill + Dask execution of notebook pipelines."""
+
+    runs_dir: str = "data/runs"
+    workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: cores).")
+    scheduler: str | None = Field(None, description="tcp://host:8786 to use an existing cluster.")
+    kernel_name: str = "python3"
+
+
+class Settings(BaseSettings):
+    """All of chimera_lab's configuration, read from ``CHIMERA_*`` variables and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHIMERA_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    bitget: BitgetSettings = Field(default_factory=BitgetSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+
+def iter_secret_values(model: BaseModel) -> Iterator[str]:
+    """Yield the plain value of every non-empty ``SecretStr`` in ``model``, recursively.
+
+    Used by the log redactor; the values never leave this process.
+    """
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        yield from _secrets_in(value)
+
+
+def _secrets_in(value: object) -> Iterator[str]:
+    # Walks nested models, dicts and lists; SecretStr leaves yield their plain text.
+    if isinstance(value, SecretStr):
+        plain = value.get_secret_value()
+        if plain:
+            yield plain
+    elif isinstance(value, BaseModel):
+        yield from iter_secret_values(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secrets_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secrets_in(item)

@@ -1,0 +1,1 @@
+"""exchange (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""pipelines (filled by its issue)."""

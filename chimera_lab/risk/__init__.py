@@ -1,0 +1,1 @@
+"""risk (filled by its issue)."""

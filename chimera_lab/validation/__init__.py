@@ -1,0 +1,1 @@
+"""validation (filled by its issue)."""
