@@ -105,9 +105,7 @@ def _default_regime_limits() -> dict[str, RegimeLimitsSettings]:
     return {
         "normal": RegimeLimitsSettings(exposure_multiplier=1.0, max_leverage=2.0, var_limit=0.05),
         "trending": RegimeLimitsSettings(exposure_multiplier=1.0, max_leverage=2.0, var_limit=0.05),
-        "volatile": RegimeLimitsSettings(
-            exposure_multiplier=0.5, max_leverage=1.0, var_limit=0.03
-        ),
+        "volatile": RegimeLimitsSettings(exposure_multiplier=0.5, max_leverage=1.0, var_limit=0.03),
         "crisis": RegimeLimitsSettings(exposure_multiplier=0.0, max_leverage=0.5, var_limit=0.02),
     }
 
@@ -134,7 +132,9 @@ class RiskSettings(BaseModel):
         known = {"normal", "trending", "volatile", "crisis"}
         unknown = set(value) - known
         if unknown:
-            raise ValueError(f"unknown regime(s) {sorted(unknown)}; expected some of {sorted(known)}")
+            raise ValueError(
+                f"unknown regime(s) {sorted(unknown)}; expected some of {sorted(known)}"
+            )
         merged = _default_regime_limits()
         merged.update({k.lower(): v for k, v in value.items()})
         return merged

@@ -84,7 +84,7 @@ class Redactor:
         return value
 
     def line_processor(self, _logger: Any, _method: str, line: str) -> str:
-        """Final step after rendering: scrub the whole line."""
+        """Scrub the whole rendered line (the final step)."""
         return self.scrub_text(line)
 
 

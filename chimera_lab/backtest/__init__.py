@@ -1,1 +1,5 @@
-"""backtest (filled by its issue)."""
+"""backtest: see its issue; filled in by that work."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

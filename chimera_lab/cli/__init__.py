@@ -26,9 +26,15 @@ __all__ = ["LazyGroup", "cli", "main"]
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are ``"module:attribute"`` strings, imported on use."""
+    """A click group whose subcommands are imported on use.
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+    ``lazy`` maps a command name to ``("module:attribute", "short help")``; the help text is
+    shown by ``--help`` without importing the module.
+    """
+
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -39,25 +45,43 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Return the subcommand, importing its module first if it is lazy."""
         if cmd_name in self.lazy:
-            module_name, attr = self.lazy[cmd_name].split(":")
+            target = self.lazy[cmd_name][0]
+            module_name, attr = target.split(":")
             command = getattr(importlib.import_module(module_name), attr)
             if not isinstance(command, click.Command):
-                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+                raise TypeError(f"{target} is not a click command")
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List subcommands with their short help, without importing lazy ones."""
+        rows: list[tuple[str, str]] = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=80)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(
     cls=LazyGroup,
     lazy={
-        "data": "chimera_lab.cli.data:data",
-        "backtest": "chimera_lab.cli.backtest:backtest",
-        "var": "chimera_lab.cli.risk:var",
-        "regime": "chimera_lab.cli.risk:regime",
-        "sim": "chimera_lab.cli.exchange:sim",
-        "lookahead": "chimera_lab.cli.research:lookahead",
-        "walk-forward": "chimera_lab.cli.research:walk_forward",
-        "pipeline": "chimera_lab.cli.research:pipeline",
+        "data": ("chimera_lab.cli.data:data", "Import, inspect, export and fetch bars."),
+        "backtest": ("chimera_lab.cli.backtest:backtest", "Backtest a strategy on bars."),
+        "var": ("chimera_lab.cli.risk:var", "Value at Risk by three methods, with coverage tests."),
+        "regime": ("chimera_lab.cli.risk:regime", "Market regimes: time shares and current."),
+        "sim": ("chimera_lab.cli.sim:sim", "The loopback Bitget-compatible simulator."),
+        "lookahead": ("chimera_lab.cli.research:lookahead", "Check a strategy for look-ahead."),
+        "walk-forward": (
+            "chimera_lab.cli.research:walk_forward",
+            "Walk-forward optimisation as papermill notebooks on Dask.",
+        ),
+        "pipeline": ("chimera_lab.cli.research:pipeline", "Run a notebook pipeline spec (YAML)."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -71,8 +95,8 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     from chimera_lab.logging import configure_logging
 
     settings = Settings()
-    level = "DEBUG" if debug else ("INFO" if verbose else "WARNING")
-    settings.logging.level = level
+    # The CLI is quiet by default: its output is the result; logs are for --verbose/--debug.
+    settings.logging.level = "DEBUG" if debug else ("INFO" if verbose else "WARNING")
     configure_logging(settings)
     ctx.obj = {"settings": settings, "debug": debug}
 

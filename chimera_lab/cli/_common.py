@@ -42,8 +42,9 @@ def get_settings(ctx: click.Context | None = None) -> Settings:
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is not None:
         root = ctx.find_root()
-        if isinstance(root.obj, dict) and isinstance(root.obj.get("settings"), Settings):
-            return root.obj["settings"]
+        settings = root.obj.get("settings") if isinstance(root.obj, dict) else None
+        if isinstance(settings, Settings):
+            return settings
     return Settings()
 
 
@@ -149,7 +150,7 @@ def load_source(
 
 
 def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """Parse ``k=v`` strings; values are Python literals when they parse (``10``, ``0.5``, ``True``).
+    """Parse ``k=v`` strings; values are Python literals when they parse (``10``, ``True``).
 
     >>> parse_params(["fast=10", "k=2.5", "base=sma_cross"])
     {'fast': 10, 'k': 2.5, 'base': 'sma_cross'}

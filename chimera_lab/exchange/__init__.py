@@ -1,1 +1,5 @@
-"""exchange (filled by its issue)."""
+"""exchange: see its issue; filled in by that work."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,1 +1,5 @@
-"""pipelines (filled by its issue)."""
+"""pipelines: see its issue; filled in by that work."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,1 +1,5 @@
-"""risk (filled by its issue)."""
+"""risk: see its issue; filled in by that work."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,1 +1,5 @@
-"""validation (filled by its issue)."""
+"""validation: see its issue; filled in by that work."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
