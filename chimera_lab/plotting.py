@@ -58,7 +58,8 @@ def plot_ohlcv(
         ax, ax_vol = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     else:
         ax, ax_vol = fig.subplots(1, 1), None
-    x = bars.index.tz_convert("UTC").tz_localize(None)
+    index = pd.DatetimeIndex(bars.index)
+    x = index.tz_convert("UTC").tz_localize(None)
     width = (np.median(np.diff(x.asi8)) if len(x) > 1 else 60e9) / 86_400e9 * 0.7
     up = (bars["close"] >= bars["open"]).to_numpy()
     colors = np.where(up, _UP, _DOWN)

@@ -175,7 +175,9 @@ def quality_report(
         where = np.flatnonzero(diffs > step)
         miss = (np.ceil(diffs[where] / step) - 1).astype(np.int64)
         gaps = [
-            Gap(unique[i], unique[i + 1], int(m)) for i, m in zip(where, miss, strict=True) if m > 0
+            Gap(unique[int(i)], unique[int(i) + 1], int(m))
+            for i, m in zip(where, miss, strict=True)
+            if m > 0
         ]
         missing = int(miss.sum())
         expected = int((ts[-1] - ts[0]) // step) + 1
@@ -201,7 +203,7 @@ def quality_report(
             sigma = 1.4826 * mad
             if sigma > 0:
                 hits = np.flatnonzero(finite & (np.abs(rets - med) > outlier_sigma * sigma))
-                outliers = [(index[i + 1], float(rets[i])) for i in hits]
+                outliers = [(index[int(i) + 1], float(rets[i])) for i in hits]
 
     return QualityReport(
         rows=n,
