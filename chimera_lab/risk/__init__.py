@@ -16,15 +16,22 @@ from chimera_lab.risk.kelly import (
     multi_asset_kelly,
     regime_multiplier,
 )
+from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
+from chimera_lab.risk.var import VaRResult, rolling_var, value_at_risk
 
 __all__ = [
     "KellyEstimate",
     "KellyPosition",
+    "PortfolioVaR",
+    "VaRResult",
     "continuous_kelly",
     "kelly_fraction",
     "kelly_growth_rate",
     "kelly_inputs_from_trades",
     "kelly_position_size",
     "multi_asset_kelly",
+    "portfolio_var",
     "regime_multiplier",
+    "rolling_var",
+    "value_at_risk",
 ]
