@@ -18,20 +18,34 @@ from chimera_lab.risk.kelly import (
 )
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
 from chimera_lab.risk.var import VaRResult, rolling_var, value_at_risk
+from chimera_lab.risk.var_backtest import (
+    VaRBacktest,
+    basel_zone,
+    christoffersen_test,
+    coverage_table,
+    kupiec_test,
+    var_backtest,
+)
 
 __all__ = [
     "KellyEstimate",
     "KellyPosition",
     "PortfolioVaR",
+    "VaRBacktest",
     "VaRResult",
+    "basel_zone",
+    "christoffersen_test",
     "continuous_kelly",
+    "coverage_table",
     "kelly_fraction",
     "kelly_growth_rate",
     "kelly_inputs_from_trades",
     "kelly_position_size",
+    "kupiec_test",
     "multi_asset_kelly",
     "portfolio_var",
     "regime_multiplier",
     "rolling_var",
     "value_at_risk",
+    "var_backtest",
 ]
