@@ -104,8 +104,40 @@ def rolling_quantile(
     nobs = 0
     for i in range(n):
         slot = i % window
-        if i >= window:
-            w = where[slot]
+        v = values[i]
+        w = where[slot] if i >= window else 0
+        if w != 0 and v == v:
+            # Fast path: the arriving value takes the departing value's slot. Replace its key in
+            # place and sift; counts do not change, so at most one swap of the heap tops
+            # restores "every low value <= every high value".
+            if w == 1:
+                j = pos[slot]
+                low_k[j] = -v
+                if j > 0 and low_k[j] < low_k[(j - 1) >> 1]:
+                    _sift_up(low_s, low_k, pos, j)
+                else:
+                    _sift_down(low_s, low_k, pos, j, nl)
+            else:
+                j = pos[slot]
+                high_k[j] = v
+                if j > 0 and high_k[j] < high_k[(j - 1) >> 1]:
+                    _sift_up(high_s, high_k, pos, j)
+                else:
+                    _sift_down(high_s, high_k, pos, j, nh)
+            if nl > 0 and nh > 0 and -low_k[0] > high_k[0]:
+                a_s = low_s[0]
+                a_k = low_k[0]
+                b_s = high_s[0]
+                b_k = high_k[0]
+                low_s[0] = b_s
+                low_k[0] = -b_k
+                high_s[0] = a_s
+                high_k[0] = -a_k
+                where[b_s] = 1
+                where[a_s] = 2
+                _sift_down(low_s, low_k, pos, 0, nl)
+                _sift_down(high_s, high_k, pos, 0, nh)
+        else:
             if w == 1:
                 nl = _remove(low_s, low_k, pos, nl, pos[slot])
                 nobs -= 1
@@ -113,15 +145,14 @@ def rolling_quantile(
                 nh = _remove(high_s, high_k, pos, nh, pos[slot])
                 nobs -= 1
             where[slot] = 0
-        v = values[i]
-        if v == v:
-            if nl > 0 and v <= -low_k[0]:
-                nl = _push(low_s, low_k, pos, nl, slot, -v)
-                where[slot] = 1
-            else:
-                nh = _push(high_s, high_k, pos, nh, slot, v)
-                where[slot] = 2
-            nobs += 1
+            if v == v:
+                if nl > 0 and v <= -low_k[0]:
+                    nl = _push(low_s, low_k, pos, nl, slot, -v)
+                    where[slot] = 1
+                else:
+                    nh = _push(high_s, high_k, pos, nh, slot, v)
+                    where[slot] = 2
+                nobs += 1
         # rebalance: the low heap holds the idx + 1 smallest values
         if nobs > 0:
             target = int(quantile * (nobs - 1)) + 1

@@ -38,7 +38,7 @@ def test_rolling_historical_equals_pandas_exactly(interpolation: str, confidence
     assert got.name == "var" and got.index.equals(r.index)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     data=st.lists(
         st.one_of(
@@ -62,6 +62,23 @@ def test_kernel_matches_pandas_with_nans_ties_and_min_periods(
     got = rolling_quantile(x, window, minp, q, INTERPOLATIONS[interpolation])
     ref = pd.Series(x).rolling(window, min_periods=minp).quantile(q, interpolation=interpolation)
     assert np.array_equal(got, ref.to_numpy(), equal_nan=True)
+
+
+@pytest.mark.parametrize("interpolation", INTERPS)
+def test_kernel_matches_pandas_with_nan_blocks_on_long_series(interpolation: str) -> None:
+    rng = np.random.default_rng(8)
+    x = np.round(rng.standard_t(3, 30_000) * 0.01, 4)  # rounding makes many ties
+    for start in range(1_000, 30_000, 3_100):
+        x[start : start + rng.integers(1, 400)] = np.nan
+    x[rng.choice(30_000, 500, replace=False)] = np.nan
+    for window, minp in ((300, 300), (300, 150), (1440, 700)):
+        got = rolling_quantile(x, window, minp, 1 - 0.99, INTERPOLATIONS[interpolation])
+        ref = (
+            pd.Series(x)
+            .rolling(window, min_periods=minp)
+            .quantile(1 - 0.99, interpolation=interpolation)
+        )
+        assert np.array_equal(got, ref.to_numpy(), equal_nan=True)
 
 
 def test_rolling_historical_on_real_minute_returns_equals_pandas(samples_dir: object) -> None:
