@@ -17,6 +17,14 @@ from chimera_lab.risk.kelly import (
     regime_multiplier,
 )
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
+from chimera_lab.risk.regime import (
+    MarkovRegimeDetector,
+    Regime,
+    RegimeDetector,
+    RegimeLimits,
+    regime_limits,
+    regime_shares,
+)
 from chimera_lab.risk.var import VaRResult, rolling_var, value_at_risk
 from chimera_lab.risk.var_backtest import (
     VaRBacktest,
@@ -30,7 +38,11 @@ from chimera_lab.risk.var_backtest import (
 __all__ = [
     "KellyEstimate",
     "KellyPosition",
+    "MarkovRegimeDetector",
     "PortfolioVaR",
+    "Regime",
+    "RegimeDetector",
+    "RegimeLimits",
     "VaRBacktest",
     "VaRResult",
     "basel_zone",
@@ -44,7 +56,9 @@ __all__ = [
     "kupiec_test",
     "multi_asset_kelly",
     "portfolio_var",
+    "regime_limits",
     "regime_multiplier",
+    "regime_shares",
     "rolling_var",
     "value_at_risk",
     "var_backtest",
