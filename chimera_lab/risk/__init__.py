@@ -16,6 +16,13 @@ from chimera_lab.risk.kelly import (
     multi_asset_kelly,
     regime_multiplier,
 )
+from chimera_lab.risk.limits import (
+    MarketState,
+    OrderRequest,
+    PortfolioState,
+    RiskDecision,
+    RiskManager,
+)
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
 from chimera_lab.risk.regime import (
     MarkovRegimeDetector,
@@ -39,10 +46,15 @@ __all__ = [
     "KellyEstimate",
     "KellyPosition",
     "MarkovRegimeDetector",
+    "MarketState",
+    "OrderRequest",
+    "PortfolioState",
     "PortfolioVaR",
     "Regime",
     "RegimeDetector",
     "RegimeLimits",
+    "RiskDecision",
+    "RiskManager",
     "VaRBacktest",
     "VaRResult",
     "basel_zone",
