@@ -23,6 +23,7 @@ from chimera_lab.risk.limits import (
     RiskDecision,
     RiskManager,
 )
+from chimera_lab.risk.plots import plot_regimes, plot_var_exceedances
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
 from chimera_lab.risk.regime import (
     MarkovRegimeDetector,
@@ -67,6 +68,8 @@ __all__ = [
     "kelly_position_size",
     "kupiec_test",
     "multi_asset_kelly",
+    "plot_regimes",
+    "plot_var_exceedances",
     "portfolio_var",
     "regime_limits",
     "regime_multiplier",
