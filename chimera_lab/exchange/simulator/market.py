@@ -389,8 +389,9 @@ class MarketData:
     ) -> list[tuple[int, float, float, float, float, float, float]]:
         """Return up to ``limit`` candles ``(ts, o, h, l, c, base_vol, quote_vol)``, oldest first.
 
-        Buckets with ``start <= ts <= end`` (both inclusive; Bitget's inclusivity is
-        **unverified**) are selected; when more than ``limit`` qualify the newest ``limit``
+        Buckets with ``start <= ts < end`` are selected (Bitget's inclusivity is
+        **unverified**; ccxt's ``fetch_ohlcv`` asks for ``[since, since + limit × bar)`` and
+        expects the bar at ``since`` first, which needs exactly this rule); when more than ``limit`` qualify the newest ``limit``
         are returned (anchored on ``endTime``, as observed on Bitget). ``include_open`` adds
         the still-open bucket. ``min_ms`` cuts off older data (reach of the recent endpoint).
         """
@@ -398,7 +399,7 @@ class MarketData:
             return []
         self.ensure(now_ms)
         n_closed = self.closed_count(now_ms)
-        upper = now_ms if end_ms is None else min(end_ms, now_ms)
+        upper = now_ms if end_ms is None else min(end_ms - 1, now_ms)
         # Base bars that can belong to a selected bucket.
         first_bucket = int(gran.bucket(np.array([upper], dtype=np.int64))[0])
         span = (limit + 1) * (gran.ms if not gran.months else 31 * _DAY * gran.months)
@@ -436,7 +437,7 @@ class MarketData:
         if start_ms is not None:
             keep &= b_ts >= start_ms
         if end_ms is not None:
-            keep &= b_ts <= end_ms
+            keep &= b_ts < end_ms
         if min_ms is not None:
             keep &= b_ts >= min_ms
         sel = np.flatnonzero(keep)[-limit:] if limit > 0 else np.array([], dtype=np.int64)

@@ -62,7 +62,7 @@ def test_history_candles_page_backwards_through_a_whole_replay(real_bars: pd.Dat
                 if not new:
                     break
                 seen.update({int(row[0]): row for row in rows})
-                end = ts[0]  # inclusive endTime: the oldest row comes back once, deduplicated
+                end = ts[0]  # endTime is exclusive: the next page ends just before this one
             got = _frame([seen[k] for k in sorted(seen)])
             want = real_bars.round({"open": 2, "high": 2, "low": 2, "close": 2, "volume": 6})
             pd.testing.assert_index_equal(got.index, want.index)
@@ -93,7 +93,7 @@ def test_candles_limits_required_params_and_anchoring() -> None:
             assert (
                 await get(hist, symbol="BTCUSDT", granularity="1min", endTime="1", limit="201")
             )["code"] == "40020"
-            # More bars in [start, end] than limit: the newest `limit`, anchored on endTime.
+            # More bars in [start, end) than limit: the newest `limit`, anchored on endTime.
             t0 = int(sim.markets["BTCUSDT"].ts[0])
             rows = (
                 await get(
@@ -105,7 +105,7 @@ def test_candles_limits_required_params_and_anchoring() -> None:
                     limit="10",
                 )
             )["data"]
-            assert [int(r[0]) for r in rows] == [t0 + k * 60_000 for k in range(491, 501)]
+            assert [int(r[0]) for r in rows] == [t0 + k * 60_000 for k in range(490, 500)]
             # Futures: at most 90 days between startTime and endTime.
             far = await get(
                 "/api/v2/mix/market/candles",
