@@ -20,7 +20,7 @@ __all__ = ["serve", "sim"]
 
 @click.group()
 def sim() -> None:
-    """The loopback Bitget-compatible simulator (REST + WebSocket v2)."""
+    """Run the loopback Bitget-compatible simulator (REST + WebSocket v2)."""
 
 
 def _balances(pairs: tuple[str, ...]) -> dict[str, str]:

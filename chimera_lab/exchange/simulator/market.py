@@ -391,8 +391,9 @@ class MarketData:
 
         Buckets with ``start <= ts < end`` are selected (Bitget's inclusivity is
         **unverified**; ccxt's ``fetch_ohlcv`` asks for ``[since, since + limit × bar)`` and
-        expects the bar at ``since`` first, which needs exactly this rule); when more than ``limit`` qualify the newest ``limit``
-        are returned (anchored on ``endTime``, as observed on Bitget). ``include_open`` adds
+        expects the bar at ``since`` first, which needs exactly this rule); when more than
+        ``limit`` qualify the newest ``limit`` are returned (anchored on ``endTime``, as
+        observed on Bitget). ``include_open`` adds
         the still-open bucket. ``min_ms`` cuts off older data (reach of the recent endpoint).
         """
         if gran.ms < self.tf_ms and not gran.months:

@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from _simkit import Signed
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
 from chimera_lab.exchange.simulator.ratelimit import RateLimiter, RateLimitRule
-
-from _simkit import Signed
 
 
 def run(coro: Any) -> Any:

@@ -11,20 +11,19 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from _simkit import DOC_KEY, DOC_PASSPHRASE, DOC_SECRET, DOC_SIGN_D, Signed, hand_sign
 
 from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.exchange.simulator import BitgetSimulator
-
-from _simkit import DOC_KEY, DOC_PASSPHRASE, DOC_SECRET, DOC_SIGN_D, Signed, hand_sign
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+async def recv_json(ws: Any, wait_s: float = 5.0) -> dict[str, Any]:
     while True:
-        text = await asyncio.wait_for(ws.recv(), timeout=timeout)
+        text = await asyncio.wait_for(ws.recv(), timeout=wait_s)
         if text != "pong":
             return json.loads(text)
 
