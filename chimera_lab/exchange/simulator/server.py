@@ -455,8 +455,7 @@ class BitgetSimulator:
         key = request.remote or "?"
         if endpoint.rule.scope == "uid":
             key = request.headers.get("ACCESS-KEY") or key
-        window = self.limiter._accepted.get((endpoint.rule.name, key))
-        return max(endpoint.rule.limit - (len(window) if window else 0), 0)
+        return self.limiter.remaining(endpoint.rule.name, key)
 
     def _before_fault(self, request: web.Request, decision: FaultDecision) -> web.StreamResponse:
         kind = decision.before

@@ -234,3 +234,27 @@ def test_idle_and_flooding_connections_are_closed(creds: dict) -> None:
                         await asyncio.wait_for(ws.recv(), timeout=5)
 
     run(scenario())
+
+
+def test_accelerated_clock_pushes_closed_candles_in_order(creds: dict) -> None:
+    async def scenario() -> None:
+        sim = BitgetSimulator(
+            make_ohlcv(500, seed=8), start=100, clock=600.0, ws_push_interval_s=0.05, **creds
+        )
+        async with sim, websockets.connect(sim.ws_public_url) as ws:
+            arg = _arg("candle1m")
+            await ws.send(json.dumps({"op": "subscribe", "args": [arg]}))
+            await recv_json(ws)
+            snap = await recv_json(ws)
+            first_open = int(snap["data"][-1][0])
+            seen = [first_open]
+            for _ in range(200):  # bounded; 600x: a bar every 0.1 s of wall time
+                msg = await recv_json(ws)
+                for row in msg["data"]:
+                    if int(row[0]) != seen[-1]:
+                        seen.append(int(row[0]))
+                if len(seen) >= 6:
+                    break
+            assert seen == list(range(first_open, first_open + 6 * 60_000, 60_000))
+
+    run(scenario())
