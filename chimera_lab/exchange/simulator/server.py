@@ -247,7 +247,7 @@ class BitgetSimulator:
         )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self._stopping = asyncio.Event() if _has_loop() else None
+        self._stopping: asyncio.Event | None = None
         self._withheld: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -541,14 +541,6 @@ class BitgetSimulator:
         )
         if signature != expected:
             raise ApiError("40009", "sign signature error")
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _synthetic(n: int, *, seed: int, timeframe: str, anchored_to_wall: bool) -> pd.DataFrame:

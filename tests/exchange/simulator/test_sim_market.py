@@ -248,3 +248,24 @@ def test_replay_starts_at_the_file_end_and_continues_synthetically(
     md.ensure(sim.clock.now_ms)
     assert md.closed_count(sim.clock.now_ms) == len(real_bars) + 5000
     assert float(md.open[len(real_bars)]) == pytest.approx(float(md.close[len(real_bars) - 1]))
+
+
+def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import chimera_lab.data as data_pkg
+
+    calls: list[tuple[str, str, str]] = []
+    bars = make_ohlcv(50, seed=1, timeframe="5m")
+
+    class FakeStore:  # the documented Store interface: Store(url).read_bars(symbol, timeframe)
+        def __init__(self, url: str) -> None:
+            self.url = url
+
+        def read_bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
+            calls.append((self.url, symbol, timeframe))
+            return bars
+
+    monkeypatch.setattr(data_pkg, "Store", FakeStore, raising=False)
+    sim = BitgetSimulator(store="duckdb:///x.duckdb", symbol="ethusdt", timeframe="5m")
+    assert calls == [("duckdb:///x.duckdb", "ETHUSDT", "5m")]
+    md = sim.markets["ETHUSDT"]
+    assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == 50
