@@ -483,8 +483,8 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "bars.csv"
-    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\\n"
-    ...                  "1700000060000,2,3,1,2.5,7\\n1700000000000,1,2,1,2,5\\n")
+    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\n"
+    ...                  "1700000060000,2,3,1,2.5,7\n1700000000000,1,2,1,2,5\n")
     >>> df = load_ohlcv(p)
     >>> df.index[0], df["volume"].tolist()
     (Timestamp('2023-11-14 22:13:20+0000', tz='UTC'), [5.0, 7.0])
