@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from chimera_lab.data.duckdb_store import DuckDBStore
+from chimera_lab.data.store import Store, find_gaps, parse_store_url
+
+__all__: list[str] = ["DuckDBStore", "Store", "find_gaps", "parse_store_url"]
