@@ -48,7 +48,9 @@ def _segments(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _sequential_segment_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _sequential_segment_sums(
+    values: np.ndarray, starts: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
     # Left-to-right float sums per segment, vectorised across segments: step k adds the k-th
     # value of every segment that has more than k values. Total work is O(n); the Python loop
     # runs max(counts) times (a bucket's bar count, e.g. 1440 for 1m -> 1d).

@@ -210,7 +210,8 @@ def _check_spacing(ts: np.ndarray, step: int, symbol: str, timeframe: str) -> No
             f"is {spacing}{hint}; pass the timeframe the bars really have",
             column="timestamp",
         )
-    if named and median >= 2 * step:
+    regular = np.count_nonzero(diffs == median) >= 0.9 * diffs.shape[0]
+    if named and median >= 2 * step and regular and diffs.shape[0] >= 10:
         warnings.warn(
             f"bars written as {symbol} {timeframe} have a median spacing of {spacing}: are they "
             f"{named[0]} bars? They are stored as {timeframe}, and gaps are counted on that grid",
@@ -257,7 +258,9 @@ class DuckDBStore(Store):
         )
         self.lock_timeout_s = float(self.settings.store.lock_timeout_s)
         self.rollup_timeframes: tuple[str, ...] = tuple(
-            dict.fromkeys(canonical_timeframe(tf)[0] for tf in self.settings.store.rollup_timeframes)
+            dict.fromkeys(
+                canonical_timeframe(tf)[0] for tf in self.settings.store.rollup_timeframes
+            )
         )
         self._init_runtime()
 
@@ -275,8 +278,10 @@ class DuckDBStore(Store):
             raise StoreError(
                 "an in-memory store cannot be sent to another process; use a DuckDB file"
             )
-        return {k: self.__dict__[k] for k in ("settings", "url", "path", "lock_timeout_s",
-                                               "rollup_timeframes")}
+        return {
+            k: self.__dict__[k]
+            for k in ("settings", "url", "path", "lock_timeout_s", "rollup_timeframes")
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -321,8 +326,7 @@ class DuckDBStore(Store):
             if self.path is None or self._session_attached:
                 if write and not self._session_write and self.path is not None:
                     raise StoreError(
-                        "this store session is read-only; open it with session(write=True) "
-                        "to write"
+                        "this store session is read-only; open it with session(write=True) to write"
                     )
                 yield con
                 return
@@ -575,7 +579,9 @@ class DuckDBStore(Store):
             [symbol, tf],
         ).fetchone()
         if row is None:
-            sid = int(con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_DB}.series").fetchone()[0])
+            sid = int(
+                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_DB}.series").fetchone()[0]
+            )
             con.execute(
                 f"INSERT INTO {_DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL)",
                 [sid, symbol, tf, step],
@@ -603,7 +609,9 @@ class DuckDBStore(Store):
                 lo = min(lo, int(bucket_floor(ts0, rstep)))
                 hi = max(hi, int(bucket_floor(ts1, rstep)) + rstep - 1)
         old = self._fetch(con, sid, lo, hi) if first_ts is not None else None
-        merged, added, changed = _merge(old, new) if old is not None else (new, len(new["ts"]), True)
+        merged, added, changed = (
+            _merge(old, new) if old is not None else (new, len(new["ts"]), True)
+        )
         if changed:
             con.execute(
                 f"DELETE FROM {_DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",

@@ -223,6 +223,7 @@ class Store:
     def __new__(
         cls, url: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
     ) -> Store:
+        """Return an instance of the backend named by ``url`` (when called on ``Store``)."""
         if cls is Store:
             if url is None:
                 from chimera_lab.config import Settings
@@ -506,7 +507,7 @@ def empty_ohlcv() -> pd.DataFrame:
 
 
 def ohlcv_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """Build an OHLCV frame from query results with ``ts`` and the five columns, sorting if needed."""
+    """Build an OHLCV frame from query results (``ts`` and the five columns), sorted by time."""
     ts = np.asarray(columns["ts"], dtype=np.int64)
     values = {c: np.asarray(columns[c], dtype=np.float64) for c in ("open", "high", "low", "close")}
     values["volume"] = np.asarray(columns["volume"], dtype=np.float64)

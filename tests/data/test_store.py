@@ -202,7 +202,7 @@ def test_read_bars_window_is_inclusive_and_accepts_time_types(
     for start, end in [
         (t0, t1),
         ("2024-01-01T01:40:00Z", "2024-01-01 03:20"),
-        (datetime(2024, 1, 1, 1, 40), t1.to_pydatetime()),  # naive means UTC
+        (datetime(2024, 1, 1, 1, 40), t1.to_pydatetime()),  # noqa: DTZ001 - naive means UTC
         (np.datetime64("2024-01-01T01:40"), t1.tz_convert("Asia/Tokyo")),
     ]:
         got = store.read_bars("BTCUSDT", "1m", start=start, end=end)
@@ -219,7 +219,9 @@ def test_read_unknown_symbol_names_holdings_and_close_matches(
 ) -> None:
     store.write_bars("BTCUSDT", "1m", ohlcv)
     store.write_bars("ETHUSDT", "1m", ohlcv)
-    with pytest.raises(StoreError, match=r"no symbol 'BTCUSD'.*BTCUSDT \(1m\).*did you mean BTCUSDT"):
+    with pytest.raises(
+        StoreError, match=r"no symbol 'BTCUSD'.*BTCUSDT \(1m\).*did you mean BTCUSDT"
+    ):
         store.read_bars("BTCUSD", "1m")
     with pytest.raises(StoreError, match="did you mean BTCUSDT"):
         store.read_bars("btcusdt", "1m")
@@ -259,7 +261,9 @@ def test_resample_real_sample_equals_pandas_and_raw_sql() -> None:
     got = store.resample("BTCUSDT", "1h", start=start, end=end)
     assert got.index[0] == pd.Timestamp("2024-08-04 13:00", tz="UTC")  # partial edge bucket
     pd.testing.assert_frame_equal(
-        got, store.resample("BTCUSDT", "1h", start=start, end=end, use_rollups=False), check_exact=True
+        got,
+        store.resample("BTCUSDT", "1h", start=start, end=end, use_rollups=False),
+        check_exact=True,
     )
     assert_matches_pandas(got, window, "1h")
 
@@ -349,9 +353,7 @@ def test_gap_records_follow_writes_that_fill_holes(store: Store, ohlcv: pd.DataF
     store.write_bars("BTCUSDT", "1m", ohlcv.iloc[[11, 500]])
     gaps = store.gaps("BTCUSDT", "1m")
     assert gaps["missing_bars"].tolist() == [1, 1, 2]
-    pd.testing.assert_frame_equal(
-        gaps, find_gaps(store.read_bars("BTCUSDT", "1m").index, "1m")
-    )
+    pd.testing.assert_frame_equal(gaps, find_gaps(store.read_bars("BTCUSDT", "1m").index, "1m"))
     store.write_bars("BTCUSDT", "1m", ohlcv)
     assert store.gaps("BTCUSDT", "1m").empty
 
