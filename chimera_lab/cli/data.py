@@ -78,8 +78,9 @@ def import_bars(
     from chimera_lab.timeframes import infer_timeframe
 
     df = load_ohlcv(file, symbol=symbol)
+    index = pd.DatetimeIndex(df.index)
     if timeframe is None:
-        timeframe = infer_timeframe(df.index) if len(df) >= 2 else None
+        timeframe = infer_timeframe(index) if len(df) >= 2 else None
         if timeframe is None:
             raise ConfigError(
                 f"cannot infer the timeframe of {file} from its bar spacing; pass --timeframe"
@@ -88,14 +89,14 @@ def import_bars(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rows_new = store.write_bars(symbol, timeframe, df)
-    gaps = find_gaps(df.index, timeframe)
+    gaps = find_gaps(index, timeframe)
     result = {
         "symbol": symbol.strip(),
         "timeframe": timeframe,
         "rows_read": int(df.attrs.get("rows_read", len(df))),
         "rows_new": int(rows_new),
-        "start": _iso(df.index[0]) if len(df) else None,
-        "end": _iso(df.index[-1]) if len(df) else None,
+        "start": _iso(index[0]) if len(df) else None,
+        "end": _iso(index[-1]) if len(df) else None,
         "gaps": int(len(gaps)),
         "missing_bars": int(gaps["missing_bars"].sum()),
         "store": store.url,
