@@ -115,15 +115,13 @@ CREATE TABLE IF NOT EXISTS {_DB}.chimera_meta (key VARCHAR PRIMARY KEY, value VA
 CREATE TABLE IF NOT EXISTS {_DB}.series (
     id INTEGER PRIMARY KEY, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
     step_ns BIGINT NOT NULL, bar_count BIGINT NOT NULL, first_ts BIGINT, last_ts BIGINT,
-    UNIQUE (symbol, timeframe));
+    rollups VARCHAR NOT NULL, UNIQUE (symbol, timeframe));
 CREATE TABLE IF NOT EXISTS {_DB}.bars (
     series_id INTEGER NOT NULL, ts BIGINT NOT NULL, open DOUBLE NOT NULL,
     high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL, volume DOUBLE NOT NULL);
 CREATE TABLE IF NOT EXISTS {_DB}.gaps (
     series_id INTEGER NOT NULL, prev_ts BIGINT NOT NULL, next_ts BIGINT NOT NULL,
     missing_bars BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS {_DB}.rollups (
-    series_id INTEGER NOT NULL, timeframe VARCHAR NOT NULL, PRIMARY KEY (series_id, timeframe));
 USE {_DB};
 CREATE OR REPLACE VIEW ohlcv AS
     SELECT s.symbol, s.timeframe, make_timestamp_ns(b.ts) AS timestamp_utc,
@@ -220,6 +218,64 @@ def _check_spacing(ts: np.ndarray, step: int, symbol: str, timeframe: str) -> No
         )
 
 
+def _resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup: str | None) -> str:
+    # SQL resampling series ``sid`` into buckets of ``step`` ns over [lo, hi]. Without a
+    # rollup: one GROUP BY over raw bars. With one: the buckets wholly inside the window come
+    # from the rollup, and only the partial edge buckets (at most two) are aggregated from raw
+    # bars, each edge as its own range scan. Every value is an int computed here, so they are
+    # inlined as literals (DuckDB plans the UNION faster than with parameters).
+    sid, step = int(sid), int(step)
+    first = I64_MIN if lo is None else int(lo)
+    last = I64_MAX if hi is None else int(hi)
+    bucket = _BUCKET.format(step=step)
+
+    def raw(a: int, b: int) -> str:
+        return (
+            f"SELECT {bucket} AS ts, {_AGGREGATES} FROM {_DB}.bars "
+            f"WHERE series_id = {sid} AND ts BETWEEN {a} AND {b} GROUP BY 1"
+        )
+
+    if rollup is None:
+        return raw(first, last)
+    # Bucket B is whole iff first <= B and B + step - 1 <= last: the raw bars of whole buckets
+    # are those in [full_lo, full_hi).
+    full_lo = first if lo is None else -((-first) // step) * step
+    full_hi = last if hi is None else ((last + 1) // step) * step
+    if full_lo >= full_hi:  # the window lies inside one bucket (or two partial ones)
+        return raw(first, last)
+    parts = [
+        f"SELECT ts, open, high, low, close, volume FROM {_DB}.{_rollup_table(rollup)} "
+        f"WHERE series_id = {sid} AND ts >= {full_lo} AND ts < {full_hi}"
+    ]
+    if lo is not None and first < full_lo:
+        parts.append(raw(first, full_lo - 1))
+    if hi is not None and full_hi <= last:
+        parts.append(raw(full_hi, last))
+    return " UNION ALL ".join(parts)  # unordered: ohlcv_frame sorts
+
+
+def _first_row(con: Any, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
+    # The first row of a query, or None. fetchall, not fetchone: a half-read result would
+    # block the next query on this connection.
+    rows = con.execute(sql, params or []).fetchall()
+    return tuple(rows[0]) if rows else None
+
+
+def _bars_query(sid: int, lo: int, hi: int) -> str:
+    # Bars of series ``sid`` with lo <= ts <= hi, in storage order (ints inlined, see below).
+    return (
+        f"SELECT ts, open, high, low, close, volume FROM {_DB}.bars "
+        f"WHERE series_id = {int(sid)} AND ts BETWEEN {int(lo)} AND {int(hi)}"
+    )
+
+
+def _columns(con: Any, sql: str) -> dict[str, np.ndarray]:
+    # Run a query and return its columns as numpy arrays. Through Arrow: ~40% faster than
+    # fetchnumpy for a million rows (no NULLs here, so to_numpy shares the Arrow buffers).
+    table = con.sql(sql).to_arrow_table().combine_chunks()
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
 class DuckDBStore(Store):
     """Bars in one DuckDB file (or in memory), opened per call; see the module docstring.
 
@@ -272,6 +328,7 @@ class DuckDBStore(Store):
         self._session_write = False
         self._session_attached = False
         self._gate_fd: int | None = None
+        self._schema_checked = False
 
     def __getstate__(self) -> dict[str, Any]:
         if self.path is None:
@@ -483,9 +540,9 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
-            row = con.execute(
-                f"SELECT value FROM {_DB}.chimera_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            row = _first_row(
+                con, f"SELECT value FROM {_DB}.chimera_meta WHERE key = 'schema_version'"
+            )
         except duckdb.CatalogException:
             return None
         version = int(row[0]) if row else None
@@ -504,17 +561,25 @@ class DuckDBStore(Store):
         rows = con.execute(f"SELECT symbol, timeframe FROM {_DB}.series").fetchall()
         return [(str(s), str(t)) for s, t in rows]
 
-    def _require_series(self, con: Any, symbol: str, timeframe: str) -> tuple[int, int]:
-        # (series id, bar count) or a StoreError naming what exists.
-        if self._schema_version(con) is not None:
-            row = con.execute(
-                f"SELECT id, bar_count FROM {_DB}.series WHERE symbol = $1 AND timeframe = $2",
+    def _require_series(self, con: Any, symbol: str, timeframe: str) -> tuple[int, int, set[str]]:
+        # (series id, bar count, rollups kept) in one single-table query, or a StoreError
+        # naming what exists. The schema version is checked once per Store and file.
+        import duckdb
+
+        try:
+            row = _first_row(
+                con,
+                f"SELECT id, bar_count, rollups FROM {_DB}.series "
+                "WHERE symbol = $1 AND timeframe = $2",
                 [symbol, timeframe],
-            ).fetchone()
-            if row is not None:
-                return int(row[0]), int(row[1])
+            )
+        except duckdb.CatalogException:
+            raise unknown_series_error(self.url, symbol, timeframe, []) from None
+        if not self._schema_checked:
+            self._schema_checked = self._schema_version(con) is not None
+        if row is None:
             raise unknown_series_error(self.url, symbol, timeframe, self._all_series(con))
-        raise unknown_series_error(self.url, symbol, timeframe, [])
+        return int(row[0]), int(row[1]), {r for r in str(row[2]).split(",") if r}
 
     def _rollup_targets(self, step: int) -> list[tuple[str, int]]:
         # Rollups kept for a series of bar spacing ``step``: coarser whole multiples only.
@@ -574,28 +639,26 @@ class DuckDBStore(Store):
         new: dict[str, np.ndarray],
         targets: list[tuple[str, int]],
     ) -> int:
-        row = con.execute(
-            f"SELECT id, first_ts, last_ts FROM {_DB}.series WHERE symbol = $1 AND timeframe = $2",
+        row = _first_row(
+            con,
+            f"SELECT id, first_ts, last_ts, rollups FROM {_DB}.series "
+            "WHERE symbol = $1 AND timeframe = $2",
             [symbol, tf],
-        ).fetchone()
+        )
         if row is None:
             sid = int(
-                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_DB}.series").fetchone()[0]
+                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_DB}.series").fetchall()[0][0]
             )
             con.execute(
-                f"INSERT INTO {_DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL)",
+                f"INSERT INTO {_DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL, '')",
                 [sid, symbol, tf, step],
             )
             first_ts: int | None = None
             last_ts: int | None = None
+            registered: set[str] = set()
         else:
             sid, first_ts, last_ts = int(row[0]), row[1], row[2]
-        registered = {
-            str(r[0])
-            for r in con.execute(
-                f"SELECT timeframe FROM {_DB}.rollups WHERE series_id = $1", [sid]
-            ).fetchall()
-        }
+            registered = {r for r in str(row[3]).split(",") if r}
         wanted = {name for name, _ in targets}
         missing = wanted - registered
         ts0, ts1 = int(new["ts"][0]), int(new["ts"][-1])
@@ -635,21 +698,14 @@ class DuckDBStore(Store):
                 self._refresh_rollup(con, sid, name, merged, b0, b1)
         for name in sorted(registered - wanted):
             con.execute(f"DELETE FROM {_DB}.{_rollup_table(name)} WHERE series_id = $1", [sid])
-            con.execute(
-                f"DELETE FROM {_DB}.rollups WHERE series_id = $1 AND timeframe = $2", [sid, name]
-            )
-        for name in sorted(missing):
-            con.execute(f"INSERT INTO {_DB}.rollups VALUES ($1, $2)", [sid, name])
+        if registered != wanted:
+            kept = ",".join(name for name in self.rollup_timeframes if name in wanted)
+            con.execute(f"UPDATE {_DB}.series SET rollups = $2 WHERE id = $1", [sid, kept])
         return added
 
     def _fetch(self, con: Any, sid: int, lo: int, hi: int) -> dict[str, np.ndarray]:
         # Stored bars of a series in [lo, hi], sorted by ts.
-        res = con.execute(
-            f"SELECT ts, open, high, low, close, volume FROM {_DB}.bars "
-            "WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-            [sid, lo, hi],
-        ).fetchnumpy()
-        out = {c: np.asarray(res[c]) for c in _COLUMNS}
+        out = _columns(con, _bars_query(sid, lo, hi))
         ts = out["ts"]
         if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
             order = np.argsort(ts, kind="stable")
@@ -690,11 +746,11 @@ class DuckDBStore(Store):
         if first_ts is not None and lo > first_ts:
             before = con.execute(
                 f"SELECT max(ts) FROM {_DB}.bars WHERE series_id = $1 AND ts < $2", [sid, lo]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         if last_ts is not None and hi < last_ts:
             after = con.execute(
                 f"SELECT min(ts) FROM {_DB}.bars WHERE series_id = $1 AND ts > $2", [sid, hi]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         chain = ts
         if before is not None or after is not None:
             head = [int(before)] if before is not None else []
@@ -767,12 +823,10 @@ class DuckDBStore(Store):
         if not self._exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
-            sid, _ = self._require_series(con, symbol, tf)
-            res = con.execute(
-                f"SELECT ts, open, high, low, close, volume FROM {_DB}.bars "
-                "WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-                [sid, I64_MIN if lo is None else lo, I64_MAX if hi is None else hi],
-            ).fetchnumpy()
+            sid, _, _ = self._require_series(con, symbol, tf)
+            res = _columns(
+                con, _bars_query(sid, I64_MIN if lo is None else lo, I64_MAX if hi is None else hi)
+            )
         return ohlcv_frame(res)
 
     def resample(
@@ -815,38 +869,11 @@ class DuckDBStore(Store):
         lo, hi = window(start, end)
         if not self._exists():
             raise unknown_series_error(self.url, symbol, src_tf, [])
-        first = I64_MIN if lo is None else lo
-        last = I64_MAX if hi is None else hi
         with self._open(write=False) as con:
-            sid, _ = self._require_series(con, symbol, src_tf)
-            has_rollup = use_rollups and (
-                con.execute(
-                    f"SELECT count(*) FROM {_DB}.rollups WHERE series_id = $1 AND timeframe = $2",
-                    [sid, to_tf],
-                ).fetchone()[0]
-                > 0
-            )
-            bucket = _BUCKET.format(step=step)
-            if not has_rollup:
-                res = con.execute(
-                    f"SELECT {bucket} AS ts, {_AGGREGATES} FROM {_DB}.bars "
-                    "WHERE series_id = $1 AND ts BETWEEN $2 AND $3 GROUP BY 1 ORDER BY 1",
-                    [sid, first, last],
-                ).fetchnumpy()
-            else:
-                # Buckets B with first <= B and B + step - 1 <= last are whole: raw bars in
-                # [full_lo, full_hi) come from the rollup, the rest from the raw table.
-                full_lo = I64_MIN if lo is None else -((-lo) // step) * step
-                full_hi = I64_MAX if hi is None else ((hi + 1) // step) * step
-                res = con.execute(
-                    f"SELECT ts, open, high, low, close, volume FROM {_DB}.{_rollup_table(to_tf)} "
-                    "WHERE series_id = $1 AND ts >= $2 AND ts < $3 "
-                    "UNION ALL "
-                    f"SELECT {bucket} AS bucket, {_AGGREGATES} FROM {_DB}.bars "
-                    "WHERE series_id = $1 AND ts BETWEEN $4 AND $5 AND (ts < $2 OR ts >= $3) "
-                    "GROUP BY 1 ORDER BY 1",
-                    [sid, full_lo, full_hi, first, last],
-                ).fetchnumpy()
+            sid, _, rollups = self._require_series(con, symbol, src_tf)
+            has_rollup = to_tf in rollups
+            sql = _resample_query(sid, step, lo, hi, to_tf if has_rollup and use_rollups else None)
+            res = _columns(con, sql)
         return ohlcv_frame(res)
 
     def coverage(self, symbol: str | None = None) -> pd.DataFrame:
@@ -894,7 +921,7 @@ class DuckDBStore(Store):
         if not self._exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
-            sid, _ = self._require_series(con, symbol, tf)
+            sid, _, _ = self._require_series(con, symbol, tf)
             res = con.execute(
                 f"SELECT prev_ts, next_ts, missing_bars FROM {_DB}.gaps WHERE series_id = $1 "
                 "ORDER BY prev_ts",
@@ -911,10 +938,11 @@ class DuckDBStore(Store):
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
                 return None
-            row = con.execute(
+            row = _first_row(
+                con,
                 f"SELECT last_ts FROM {_DB}.series WHERE symbol = $1 AND timeframe = $2",
                 [symbol, tf],
-            ).fetchone()
+            )
         return utc_timestamp(row[0]) if row is not None else None
 
     def symbols(self) -> list[str]:
@@ -955,17 +983,14 @@ class DuckDBStore(Store):
         if not self._exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=True) as con:
-            sid, count = self._require_series(con, symbol, tf)
+            sid, count, rollups = self._require_series(con, symbol, tf)
             con.execute("BEGIN TRANSACTION")
             try:
-                rollups = con.execute(
-                    f"SELECT timeframe FROM {_DB}.rollups WHERE series_id = $1", [sid]
-                ).fetchall()
-                for (name,) in rollups:
+                for name in sorted(rollups):
                     con.execute(
-                        f"DELETE FROM {_DB}.{_rollup_table(str(name))} WHERE series_id = $1", [sid]
+                        f"DELETE FROM {_DB}.{_rollup_table(name)} WHERE series_id = $1", [sid]
                     )
-                for table in ("rollups", "gaps", "bars"):
+                for table in ("gaps", "bars"):
                     con.execute(f"DELETE FROM {_DB}.{table} WHERE series_id = $1", [sid])
                 con.execute(f"DELETE FROM {_DB}.series WHERE id = $1", [sid])
                 con.execute("COMMIT")

@@ -350,9 +350,7 @@ def _raise_at(
     return DataError(message, file=path, row=pos + 1, column=column, line=line)
 
 
-def _to_float(
-    col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None
-) -> np.ndarray:
+def _to_float(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None) -> np.ndarray:
     numeric = pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
     if numeric or pa.types.is_decimal(col.type):
         return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -372,9 +370,7 @@ def _to_float(
                 line_offset,
             )
         return values
-    raise DataError(
-        f"column has type {col.type}, expected numbers", file=path, column=name
-    )
+    raise DataError(f"column has type {col.type}, expected numbers", file=path, column=name)
 
 
 _EPOCH_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
@@ -404,9 +400,7 @@ def _epoch_to_ns(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     return np.asarray(values, dtype=np.int64) * scale
 
 
-def _to_ns(
-    col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None
-) -> np.ndarray:
+def _to_ns(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None) -> np.ndarray:
     nulls = col.is_null().to_numpy(zero_copy_only=False)
     if nulls.any():
         pos = int(np.flatnonzero(nulls)[0])
@@ -453,7 +447,10 @@ def _to_ns(
     raise DataError(f"time column has type {typ}, expected times", file=path, column=name)
 
 
-_PLAUSIBLE = (pd.Timestamp("1980-01-01", tz="UTC").value, pd.Timestamp("2100-01-01", tz="UTC").value)
+_PLAUSIBLE = (
+    pd.Timestamp("1980-01-01", tz="UTC").value,
+    pd.Timestamp("2100-01-01", tz="UTC").value,
+)
 
 
 def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
@@ -559,9 +556,7 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
             k = int(dup[np.flatnonzero(differs)[0]])
             orig = order if order is not None else np.arange(ts.size)
             first, second = sorted((int(orig[k - 1]), int(orig[k])))
-            column = next(
-                role for role in OHLCV_COLUMNS if values[role][k] != values[role][k - 1]
-            )
+            column = next(role for role in OHLCV_COLUMNS if values[role][k] != values[role][k - 1])
             raise at(
                 second,
                 cols.prices[column],

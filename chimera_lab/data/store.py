@@ -26,11 +26,10 @@ The DuckDB backend keeps these tables (timestamps are BIGINT nanoseconds since t
 
 ===========================  ==============================================================
 ``series``                   one row per (symbol, timeframe): integer ``id``, bar spacing,
-                             row count and first/last timestamp
+                             row count, first/last timestamp, the rollups kept
 ``bars``                     ``series_id, ts, open, high, low, close, volume``
 ``rollup_<tf>``              a continuous aggregate: one row per (series, ``tf`` bucket),
                              kept up to date inside ``write_bars`` for the affected buckets
-``rollups``                  which rollups are complete for which series
 ``gaps``                     one row per run of missing bars (kept up to date on write)
 ``ohlcv`` (view)             bars with symbol, timeframe and a readable timestamp, for SQL users
 ===========================  ==============================================================
