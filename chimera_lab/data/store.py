@@ -343,6 +343,15 @@ class Store:
         """
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the store keeps between calls (nothing is locked between calls)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
 

@@ -445,3 +445,46 @@ def test_store_file_is_readable_with_plain_duckdb_sql(store_url: str, ohlcv: pd.
     assert [r[:2] for r in rows] == [("BTCUSDT", "1m")] * 3
     assert pd.Timestamp(rows[0][2], tz="UTC") == ohlcv.index[0]
     assert rows[2][3] == ohlcv["close"].iloc[2]
+
+
+def test_threads_with_their_own_stores_read_while_one_writes(
+    store_url: str, ohlcv: pd.DataFrame
+) -> None:
+    import threading
+
+    Store(store_url, settings=make_settings(store_url)).write_bars("BTCUSDT", "1m", ohlcv[:100])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        store = Store(store_url, settings=make_settings(store_url))
+        try:
+            for _ in range(2_000):  # bounded; stops when the writer is done
+                assert len(store.read_bars("BTCUSDT", "1m")) >= 100
+                if done.is_set():
+                    break
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def write() -> None:
+        store = Store(store_url, settings=make_settings(store_url))
+        try:
+            for k in range(1, 20):
+                store.write_bars("BTCUSDT", "1m", ohlcv[k * 100 : (k + 1) * 100])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threads = [threading.Thread(target=read), threading.Thread(target=read)]
+    threads.append(threading.Thread(target=write))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    with Store(store_url, settings=make_settings(store_url)) as store:
+        pd.testing.assert_frame_equal(
+            store.read_bars("BTCUSDT", "1m"), ohlcv, check_exact=True, check_freq=False
+        )
