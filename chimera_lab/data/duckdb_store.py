@@ -408,10 +408,13 @@ class DuckDBStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         quoted = str(self.path).replace("'", "''")
         sql = f"ATTACH '{quoted}' AS {_DB}" + ("" if write else " (READ_ONLY)")
-        deadline = time.monotonic() + self.lock_timeout_s
+        started = time.monotonic()
+        deadline = started + self.lock_timeout_s
         delay = 0.002
         gate = self._enter_gate(write=write, deadline=deadline)
+        attempts = 0
         while True:
+            attempts += 1
             try:
                 con.execute(sql)
             except duckdb.Error as exc:
@@ -421,6 +424,15 @@ class DuckDBStore(Store):
                     raise StoreError(f"cannot open store {self.url}: {exc}") from exc
             else:
                 self._gate_fd = gate
+                waited_ms = (time.monotonic() - started) * 1e3
+                if attempts > 1 or waited_ms > 100:
+                    log.info(
+                        "store.lock_wait",
+                        store=self.url,
+                        write=write,
+                        attempts=attempts,
+                        waited_ms=round(waited_ms, 1),
+                    )
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
