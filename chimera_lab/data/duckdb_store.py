@@ -68,6 +68,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -256,6 +257,34 @@ def _resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup:
     if edges:  # one scan for both edges (DuckDB prunes row groups on the OR of ranges)
         parts.append(raw(*edges))
     return " UNION ALL ".join(parts)  # unordered: ohlcv_frame sorts
+
+
+def _aggregate_plan(
+    bars: dict[str, np.ndarray], plan: list[tuple[str, int, int]]
+) -> list[dict[str, np.ndarray]]:
+    # Rollup rows for each (timeframe, first bucket, last bucket) of ``plan``, from ``bars``,
+    # which holds every bar of those buckets (sorted).
+    out = []
+    ts = bars["ts"]
+    for name, b0, b1 in plan:
+        rstep = int(TIMEFRAMES[name].value)
+        if b0 == I64_MIN:
+            i0, i1 = 0, ts.shape[0]
+        else:
+            i0 = int(np.searchsorted(ts, b0, side="left"))
+            i1 = int(np.searchsorted(ts, b1 + rstep, side="left"))
+        out.append(
+            aggregate_buckets(
+                ts[i0:i1],
+                bars["open"][i0:i1],
+                bars["high"][i0:i1],
+                bars["low"][i0:i1],
+                bars["close"][i0:i1],
+                bars["volume"][i0:i1],
+                rstep,
+            )
+        )
+    return out
 
 
 def _first_row(con: Any, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
@@ -694,35 +723,68 @@ class DuckDBStore(Store):
         merged, added, changed = (
             _merge(old, new) if old is not None else (new, len(new["ts"]), True)
         )
-        if changed:
-            if old is not None and old["ts"].shape[0]:
-                con.execute(
-                    f"DELETE FROM {_DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-                    [sid, lo, hi],
-                )
-            self._insert(con, "bars", sid, merged, list(_COLUMNS))
-            self._refresh_gaps(con, sid, step, lo, hi, merged["ts"], first_ts, last_ts)
-            new_first = ts0 if first_ts is None else min(int(first_ts), ts0)
-            new_last = ts1 if last_ts is None else max(int(last_ts), ts1)
-            con.execute(
-                f"UPDATE {_DB}.series SET bar_count = bar_count + $2, first_ts = $3, last_ts = $4 "
-                "WHERE id = $1",
-                [sid, added, new_first, new_last],
-            )
         full = lo == I64_MIN
         fresh = first_ts is None  # a new series: no rollup rows to replace
+        plan: list[tuple[str, int, int]] = []  # rollup buckets b0..b1 to recompute
         for name, rstep in targets:
             if name in missing or (changed and full):
-                self._refresh_rollup(con, sid, name, merged, I64_MIN, I64_MAX, fresh=fresh)
+                plan.append((name, I64_MIN, I64_MAX))
             elif changed:
-                b0, b1 = int(bucket_floor(ts0, rstep)), int(bucket_floor(ts1, rstep))
-                self._refresh_rollup(con, sid, name, merged, b0, b1, fresh=fresh)
+                plan.append((name, int(bucket_floor(ts0, rstep)), int(bucket_floor(ts1, rstep))))
+        # Big writes aggregate the rollups (numpy) in a helper thread while DuckDB inserts
+        # the bars; both release the GIL. The thread lives only for this call.
+        pool = ThreadPoolExecutor(max_workers=1) if merged["ts"].shape[0] > 100_000 else None
+        try:
+            pending = pool.submit(_aggregate_plan, merged, plan) if pool is not None else None
+            if changed:
+                self._write_bars_span(con, sid, step, lo, hi, old, merged, first_ts, last_ts)
+                new_first = ts0 if first_ts is None else min(int(first_ts), ts0)
+                new_last = ts1 if last_ts is None else max(int(last_ts), ts1)
+                con.execute(
+                    f"UPDATE {_DB}.series SET bar_count = bar_count + $2, first_ts = $3, "
+                    "last_ts = $4 WHERE id = $1",
+                    [sid, added, new_first, new_last],
+                )
+            aggregates = pending.result() if pending is not None else _aggregate_plan(merged, plan)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        for (name, b0, b1), agg in zip(plan, aggregates, strict=True):
+            table = _rollup_table(name)
+            con.execute(_ROLLUP_TABLE.format(db=_DB, table=table))
+            if not fresh:
+                con.execute(
+                    f"DELETE FROM {_DB}.{table} WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
+                    [sid, b0, b1],
+                )
+            self._insert(con, table, sid, agg, ["ts", *OHLCV_COLUMNS, "bars"])
         for name in sorted(registered - wanted):
             con.execute(f"DELETE FROM {_DB}.{_rollup_table(name)} WHERE series_id = $1", [sid])
         if registered != wanted:
             kept = ",".join(name for name in self.rollup_timeframes if name in wanted)
             con.execute(f"UPDATE {_DB}.series SET rollups = $2 WHERE id = $1", [sid, kept])
         return added
+
+    def _write_bars_span(
+        self,
+        con: Any,
+        sid: int,
+        step: int,
+        lo: int,
+        hi: int,
+        old: dict[str, np.ndarray] | None,
+        merged: dict[str, np.ndarray],
+        first_ts: int | None,
+        last_ts: int | None,
+    ) -> None:
+        # Replace the stored bars of [lo, hi] by ``merged`` and refresh the gap records.
+        if old is not None and old["ts"].shape[0]:
+            con.execute(
+                f"DELETE FROM {_DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
+                [sid, lo, hi],
+            )
+        self._insert(con, "bars", sid, merged, list(_COLUMNS))
+        self._refresh_gaps(con, sid, step, lo, hi, merged["ts"], first_ts, last_ts)
 
     def _fetch(self, con: Any, sid: int, lo: int, hi: int, step: int) -> dict[str, np.ndarray]:
         # Stored bars of a series in [lo, hi], sorted by ts.
@@ -793,45 +855,6 @@ class DuckDBStore(Store):
             {"prev_ts": prev, "next_ts": nxt, "missing_bars": missing},
             ["prev_ts", "next_ts", "missing_bars"],
         )
-
-    def _refresh_rollup(
-        self,
-        con: Any,
-        sid: int,
-        name: str,
-        bars: dict[str, np.ndarray],
-        b0: int,
-        b1: int,
-        *,
-        fresh: bool,
-    ) -> None:
-        # Recompute the rollup buckets b0..b1 (open times) of a series from ``bars``, which
-        # holds every bar of those buckets.
-        rstep = int(TIMEFRAMES[name].value)
-        ts = bars["ts"]
-        if b0 == I64_MIN:
-            i0, i1 = 0, ts.shape[0]
-        else:
-            i0 = int(np.searchsorted(ts, b0, side="left"))
-            i1 = int(np.searchsorted(ts, b1 + rstep, side="left"))
-        part = {c: bars[c][i0:i1] for c in _COLUMNS}
-        agg = aggregate_buckets(
-            part["ts"],
-            part["open"],
-            part["high"],
-            part["low"],
-            part["close"],
-            part["volume"],
-            rstep,
-        )
-        table = _rollup_table(name)
-        con.execute(_ROLLUP_TABLE.format(db=_DB, table=table))
-        if not fresh:
-            con.execute(
-                f"DELETE FROM {_DB}.{table} WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-                [sid, b0, b1],
-            )
-        self._insert(con, table, sid, agg, ["ts", *OHLCV_COLUMNS, "bars"])
 
     # --- reading ------------------------------------------------------------------------------
 
