@@ -223,7 +223,7 @@ def _resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup:
     # SQL resampling series ``sid`` into buckets of ``step`` ns over [lo, hi]. Without a
     # rollup: one GROUP BY over raw bars. With one: the buckets wholly inside the window come
     # from the rollup, and only the partial edge buckets (at most two) are aggregated from raw
-    # bars, each edge as its own range scan. Every value is an int computed here, so they are
+    # bars, in one scan of their two ranges. Every value is an int computed here, so they are
     # inlined as literals (DuckDB plans the UNION faster than with parameters).
     sid, step = int(sid), int(step)
     first = I64_MIN if lo is None else int(lo)
@@ -295,7 +295,7 @@ def _first_row(con: Any, sql: str, params: list[Any] | None = None) -> tuple[Any
 
 
 def _bars_query(sid: int, lo: int, hi: int) -> str:
-    # Bars of series ``sid`` with lo <= ts <= hi, in storage order (ints inlined, see below).
+    # Bars of series ``sid`` with lo <= ts <= hi, in storage order (ints inlined as literals).
     return (
         f"SELECT ts, open, high, low, close, volume FROM {_DB}.bars "
         f"WHERE series_id = {int(sid)} AND ts BETWEEN {int(lo)} AND {int(hi)}"
