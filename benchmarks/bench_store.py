@@ -47,6 +47,9 @@ HOUR_NS = 3_600_000_000_000
 AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
 
 
+SAMPLES: list[list[float]] = []  # every timing, in order, for the JSON (this script only)
+
+
 def timed(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = None) -> float:
     """Median wall time of ``fn`` over ``repeat`` runs (``setup`` runs untimed before each)."""
     times = []
@@ -57,6 +60,7 @@ def timed(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] | None = 
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    SAMPLES.append(times)
     return statistics.median(times)
 
 
@@ -237,7 +241,8 @@ def main() -> int:
     ]
     print(
         f"bar store benchmark: {n:,} 1m bars, median of {repeat} runs (sqlite3 import: "
-        f"{sq_repeat}); {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        f"{sq_repeat}); {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'operation':<22}{'chimera':>12}{'pandas':>12}{'sqlite3':>12}"
@@ -296,6 +301,8 @@ def main() -> int:
             **{label.replace(" ", "_").replace(",", ""): r for label, r in results.items()},
         },
         "import_rows_per_s": rows_per_s,
+        "load_average_1m_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "all_samples_s": SAMPLES,
         "store_file_mb": file_mb,
         "targets": targets,
     }
