@@ -9,11 +9,12 @@ What it recognises
   banner line (CryptoDataDownload); or no header at all, as in Binance kline archives and Bitget
   candle dumps, whose first six columns are ``open_time, open, high, low, close, volume``.
   Delimiters ``,`` ``;`` tab ``|``.
-- **Column names**, case- and punctuation-insensitive: the time column (``open_time``, ``timestamp``,
-  ``date``, ``datetime``, ``time``, ``ts``, ``unix`` ... — never ``close_time``); prices
-  ``open``/``o``/``open_price``...; volume ``volume``/``vol``/``Volume BTC``/``volume_base`` ... in the
-  **base** asset (columns naming a quote currency, ``quote_asset_volume`` or ``taker_*`` are not taken
-  for volume). Extra columns are ignored. A ``symbol``/``pair`` column selects rows by ``symbol``.
+- **Column names**, case- and punctuation-insensitive: the time column (``open_time``,
+  ``timestamp``, ``date``, ``datetime``, ``time``, ``ts``, ``unix`` ... — never ``close_time``);
+  prices ``open``/``o``/``open_price`` ...; volume ``volume``/``vol``/``Volume BTC``/``volume_base``
+  ... in the **base** asset (columns naming a quote currency, ``quote_asset_volume`` or
+  ``taker_*`` are not taken for volume). Extra columns are ignored. A ``symbol``/``pair`` column
+  selects rows by ``symbol``.
 - **Times**: ISO-8601 or ``YYYY-mm-dd HH:MM:SS`` text with or without offset (naive means UTC),
   dates, ``YYYYmmdd`` integers, and Unix epochs in seconds, milliseconds, microseconds or
   nanoseconds (the unit is chosen from the magnitude). Files may be newest-first.
@@ -454,7 +455,7 @@ _PLAUSIBLE = (
 
 
 def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
-    """Load OHLCV bars from a CSV, CSV.gz, Parquet or Feather file of any common layout.
+    r"""Load OHLCV bars from a CSV, CSV.gz, Parquet or Feather file of any common layout.
 
     Parameters
     ----------
@@ -482,8 +483,8 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "bars.csv"
-    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\\n"
-    ...                  "1700000060000,2,3,1,2.5,7\\n1700000000000,1,2,1,2,5\\n")
+    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\n"
+    ...                  "1700000060000,2,3,1,2.5,7\n1700000000000,1,2,1,2,5\n")
     >>> df = load_ohlcv(p)
     >>> df.index[0], df["volume"].tolist()
     (Timestamp('2023-11-14 22:13:20+0000', tz='UTC'), [5.0, 7.0])
