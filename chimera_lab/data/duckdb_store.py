@@ -62,11 +62,8 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -76,7 +73,23 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from chimera_lab.data._buckets import I64_MAX, I64_MIN, aggregate_buckets, bucket_floor, gap_runs
+from chimera_lab.data._buckets import I64_MAX, I64_MIN, bucket_floor, gap_runs
+from chimera_lab.data._duckdb_sql import (
+    COLUMNS,
+    DB,
+    ROLLUP_TABLE,
+    SCHEMA,
+    SCHEMA_VERSION,
+    aggregate_plan,
+    bars_query,
+    check_spacing,
+    columns,
+    first_row,
+    merge,
+    resample_query,
+    rollup_table,
+)
+from chimera_lab.data._file_lock import WriterGate, lock_holder
 from chimera_lab.data.store import (
     Store,
     TimeLike,
@@ -91,13 +104,10 @@ from chimera_lab.data.store import (
     utc_timestamp,
     window,
 )
-from chimera_lab.errors import ConfigError, DataError, DataQualityWarning, StoreError
+from chimera_lab.errors import ConfigError, StoreError
 from chimera_lab.frames import OHLCV_COLUMNS, validate_ohlcv
 from chimera_lab.logging import get_logger
 from chimera_lab.timeframes import TIMEFRAMES
-
-if sys.platform != "win32":
-    import fcntl
 
 if TYPE_CHECKING:
     from chimera_lab.config import Settings
@@ -105,211 +115,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "DuckDBStore"]
 
 log = get_logger(__name__)
-
-SCHEMA_VERSION = 1
-"""Version of the table layout written by this release (stored in ``chimera_meta``)."""
-
-_DB = "chimera_store"  # alias of the attached store file inside the private instance
-_COLUMNS = ("ts", *OHLCV_COLUMNS)
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {_DB}.chimera_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS {_DB}.series (
-    id INTEGER PRIMARY KEY, symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
-    step_ns BIGINT NOT NULL, bar_count BIGINT NOT NULL, first_ts BIGINT, last_ts BIGINT,
-    rollups VARCHAR NOT NULL, UNIQUE (symbol, timeframe));
-CREATE TABLE IF NOT EXISTS {_DB}.bars (
-    series_id INTEGER NOT NULL, ts BIGINT NOT NULL, open DOUBLE NOT NULL,
-    high DOUBLE NOT NULL, low DOUBLE NOT NULL, close DOUBLE NOT NULL, volume DOUBLE NOT NULL);
-CREATE TABLE IF NOT EXISTS {_DB}.gaps (
-    series_id INTEGER NOT NULL, prev_ts BIGINT NOT NULL, next_ts BIGINT NOT NULL,
-    missing_bars BIGINT NOT NULL);
-USE {_DB};
-CREATE OR REPLACE VIEW ohlcv AS
-    SELECT s.symbol, s.timeframe, make_timestamp_ns(b.ts) AS timestamp_utc,
-           b.open, b.high, b.low, b.close, b.volume
-    FROM bars AS b JOIN series AS s ON s.id = b.series_id;
-USE memory;
-INSERT OR REPLACE INTO {_DB}.chimera_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-"""
-_ROLLUP_TABLE = """
-CREATE TABLE IF NOT EXISTS {db}.{table} (
-    series_id INTEGER NOT NULL, ts BIGINT NOT NULL, open DOUBLE NOT NULL, high DOUBLE NOT NULL,
-    low DOUBLE NOT NULL, close DOUBLE NOT NULL, volume DOUBLE NOT NULL, bars INTEGER NOT NULL)
-"""
-# Bucket open time of ts, floored towards -inf (DuckDB's % keeps the dividend's sign).
-_BUCKET = "(ts - (((ts % {step}) + {step}) % {step}))"
-# The raw aggregation. arg_min/arg_max by ts are first/last (ts is unique per series), and the
-# ordered sum makes the float summation order part of the definition (see module docstring).
-_AGGREGATES = (
-    "arg_min(open, ts) AS open, max(high) AS high, min(low) AS low, "
-    "arg_max(close, ts) AS close, sum(volume ORDER BY ts) AS volume"
-)
-_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
-
-
-def _rollup_table(timeframe: str) -> str:
-    # Table names come only from TIMEFRAMES keys, never from user text.
-    if timeframe not in TIMEFRAMES:  # pragma: no cover - guarded by canonical_timeframe
-        raise ConfigError(f"unknown timeframe {timeframe!r}")
-    return f"rollup_{timeframe}"
-
-
-def _lock_holder(exc: BaseException) -> str | None:
-    # Who holds the file, if ``exc`` is a lock conflict; None for any other error.
-    text = str(exc)
-    if "Unique file handle conflict" in text or "already attached" in text:
-        return f"another Store object in this process (PID {os.getpid()})"
-    if "Could not set lock" in text or "Conflicting lock" in text:
-        match = _LOCK_HOLDER.search(text)
-        if match:
-            return f"PID {match.group('pid')} ({match.group('prog')})"
-        return "another process"
-    return None
-
-
-def _merge(
-    old: dict[str, np.ndarray], new: dict[str, np.ndarray]
-) -> tuple[dict[str, np.ndarray], int, bool]:
-    # Upsert ``new`` into ``old`` (both sorted by unique ts): new values win.
-    # Returns (merged, keys added, whether anything changed).
-    n_old, n_new = old["ts"].shape[0], new["ts"].shape[0]
-    if n_old == 0:
-        return new, n_new, True
-    pos = np.minimum(np.searchsorted(new["ts"], old["ts"]), n_new - 1)
-    dup = new["ts"][pos] == old["ts"]
-    added = n_new - int(np.count_nonzero(dup))
-    if added == 0:
-        matched = pos[dup]
-        if all(np.array_equal(old[c][dup], new[c][matched]) for c in OHLCV_COLUMNS):
-            return old, 0, False
-    keep = ~dup
-    merged = {c: np.concatenate([old[c][keep], new[c]]) for c in _COLUMNS}
-    ts = merged["ts"]
-    if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-        order = np.argsort(ts, kind="stable")
-        merged = {c: v[order] for c, v in merged.items()}
-    return merged, added, True
-
-
-def _check_spacing(ts: np.ndarray, step: int, symbol: str, timeframe: str) -> None:
-    # Refuse bars finer than the declared timeframe (they would share buckets); warn when the
-    # bars look like a coarser timeframe. Off-grid bars and gaps are fine.
-    if ts.shape[0] < 3:
-        return
-    diffs = np.diff(ts)
-    if np.count_nonzero(diffs == step) * 2 >= diffs.shape[0]:
-        return
-    median = int(np.median(diffs))
-    spacing = pd.Timedelta(median, unit="ns")
-    named = [name for name, delta in TIMEFRAMES.items() if delta == spacing]
-    if median < step:
-        hint = f" (they look like {named[0]} bars)" if named else ""
-        raise DataError(
-            f"bars for {symbol} are finer than the timeframe {timeframe}: their median spacing "
-            f"is {spacing}{hint}; pass the timeframe the bars really have",
-            column="timestamp",
-        )
-    regular = np.count_nonzero(diffs == median) >= 0.9 * diffs.shape[0]
-    if named and median >= 2 * step and regular and diffs.shape[0] >= 10:
-        warnings.warn(
-            f"bars written as {symbol} {timeframe} have a median spacing of {spacing}: are they "
-            f"{named[0]} bars? They are stored as {timeframe}, and gaps are counted on that grid",
-            DataQualityWarning,
-            stacklevel=3,
-        )
-
-
-def _resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup: str | None) -> str:
-    # SQL resampling series ``sid`` into buckets of ``step`` ns over [lo, hi]. Without a
-    # rollup: one GROUP BY over raw bars. With one: the buckets wholly inside the window come
-    # from the rollup, and only the partial edge buckets (at most two) are aggregated from raw
-    # bars, in one scan of their two ranges. Every value is an int computed here, so they are
-    # inlined as literals (DuckDB plans the UNION faster than with parameters).
-    sid, step = int(sid), int(step)
-    first = I64_MIN if lo is None else int(lo)
-    last = I64_MAX if hi is None else int(hi)
-    bucket = _BUCKET.format(step=step)
-
-    def raw(*ranges: tuple[int, int]) -> str:
-        where = " OR ".join(f"ts BETWEEN {a} AND {b}" for a, b in ranges)
-        return (
-            f"SELECT {bucket} AS ts, {_AGGREGATES} FROM {_DB}.bars "
-            f"WHERE series_id = {sid} AND ({where}) GROUP BY 1"
-        )
-
-    if rollup is None:
-        return raw((first, last))
-    # Bucket B is whole iff first <= B and B + step - 1 <= last: the raw bars of whole buckets
-    # are those in [full_lo, full_hi).
-    full_lo = first if lo is None else -((-first) // step) * step
-    full_hi = last if hi is None else ((last + 1) // step) * step
-    if full_lo >= full_hi:  # the window lies inside one bucket (or two partial ones)
-        return raw((first, last))
-    parts = [
-        f"SELECT ts, open, high, low, close, volume FROM {_DB}.{_rollup_table(rollup)} "
-        f"WHERE series_id = {sid} AND ts >= {full_lo} AND ts < {full_hi}"
-    ]
-    edges = []
-    if lo is not None and first < full_lo:
-        edges.append((first, full_lo - 1))
-    if hi is not None and full_hi <= last:
-        edges.append((full_hi, last))
-    if edges:  # one scan for both edges (DuckDB prunes row groups on the OR of ranges)
-        parts.append(raw(*edges))
-    return " UNION ALL ".join(parts)  # unordered: ohlcv_frame sorts
-
-
-def _aggregate_plan(
-    bars: dict[str, np.ndarray], plan: list[tuple[str, int, int]]
-) -> list[dict[str, np.ndarray]]:
-    # Rollup rows for each (timeframe, first bucket, last bucket) of ``plan``, from ``bars``,
-    # which holds every bar of those buckets (sorted).
-    out = []
-    ts = bars["ts"]
-    for name, b0, b1 in plan:
-        rstep = int(TIMEFRAMES[name].value)
-        if b0 == I64_MIN:
-            i0, i1 = 0, ts.shape[0]
-        else:
-            i0 = int(np.searchsorted(ts, b0, side="left"))
-            i1 = int(np.searchsorted(ts, b1 + rstep, side="left"))
-        out.append(
-            aggregate_buckets(
-                ts[i0:i1],
-                bars["open"][i0:i1],
-                bars["high"][i0:i1],
-                bars["low"][i0:i1],
-                bars["close"][i0:i1],
-                bars["volume"][i0:i1],
-                rstep,
-            )
-        )
-    return out
-
-
-def _first_row(con: Any, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
-    # The first row of a query, or None. fetchall, not fetchone: a half-read result would
-    # block the next query on this connection.
-    rows = con.execute(sql, params or []).fetchall()
-    return tuple(rows[0]) if rows else None
-
-
-def _bars_query(sid: int, lo: int, hi: int) -> str:
-    # Bars of series ``sid`` with lo <= ts <= hi, in storage order (ints inlined as literals).
-    return (
-        f"SELECT ts, open, high, low, close, volume FROM {_DB}.bars "
-        f"WHERE series_id = {int(sid)} AND ts BETWEEN {int(lo)} AND {int(hi)}"
-    )
-
-
-def _columns(con: Any, sql: str, *, large: bool) -> dict[str, np.ndarray]:
-    # Run a query and return its columns as numpy arrays. For large results through Arrow
-    # (~40% faster than fetchnumpy for a million rows: no NULLs here, so to_numpy shares the
-    # Arrow buffers); for small ones fetchnumpy (Arrow costs ~1 ms more per query).
-    if not large:
-        return {k: np.asarray(v) for k, v in con.execute(sql).fetchnumpy().items()}
-    table = con.sql(sql).to_arrow_table().combine_chunks()
-    return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
 class DuckDBStore(Store):
@@ -364,6 +169,9 @@ class DuckDBStore(Store):
         self._session_write = False
         self._session_attached = False
         self._gate_fd: int | None = None
+        self._gate = (
+            WriterGate(self.path, self.url, self.lock_timeout_s) if self.path is not None else None
+        )
         self._schema_checked = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -400,7 +208,7 @@ class DuckDBStore(Store):
 
             con = duckdb.connect(":memory:")
             if self.path is None:
-                con.execute(f"ATTACH ':memory:' AS {_DB}")
+                con.execute(f"ATTACH ':memory:' AS {DB}")
             if self._con_pid is not None and self._con_pid != pid:
                 self._session_depth = 0  # a session of the parent process is not ours
                 self._session_attached = False
@@ -436,20 +244,20 @@ class DuckDBStore(Store):
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         quoted = str(self.path).replace("'", "''")
-        sql = f"ATTACH '{quoted}' AS {_DB}" + ("" if write else " (READ_ONLY)")
+        sql = f"ATTACH '{quoted}' AS {DB}" + ("" if write else " (READ_ONLY)")
         started = time.monotonic()
         deadline = started + self.lock_timeout_s
         delay = 0.002
-        gate = self._enter_gate(write=write, deadline=deadline)
+        gate = self._gate_enter(write=write, deadline=deadline)
         attempts = 0
         while True:
             attempts += 1
             try:
                 con.execute(sql)
             except duckdb.Error as exc:
-                holder = _lock_holder(exc)
+                holder = lock_holder(exc)
                 if holder is None:
-                    self._leave_gate(gate)
+                    WriterGate.leave(gate)
                     raise StoreError(f"cannot open store {self.url}: {exc}") from exc
             else:
                 self._gate_fd = gate
@@ -465,7 +273,7 @@ class DuckDBStore(Store):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._leave_gate(gate)
+                WriterGate.leave(gate)
                 raise StoreError(
                     f"store {self.url} is locked by {holder}; waited {self.lock_timeout_s:g} s. "
                     "DuckDB lets one process write a store file or many processes read it, "
@@ -475,71 +283,17 @@ class DuckDBStore(Store):
             time.sleep(min(delay * (0.5 + random.random()), remaining))
             delay = min(delay * 2, 0.05)
             if not write:
-                self._enter_gate(write=False, deadline=deadline)
+                self._gate_enter(write=False, deadline=deadline)
 
     def _detach(self, con: Any) -> None:
         try:
-            con.execute(f"DETACH {_DB}")
+            con.execute(f"DETACH {DB}")
         finally:
             gate, self._gate_fd = self._gate_fd, None
-            self._leave_gate(gate)
+            WriterGate.leave(gate)
 
-    def _enter_gate(self, *, write: bool, deadline: float) -> int | None:
-        # Writer-preferring turnstile on ``<store>.lock`` (see module docstring). A writer gets
-        # the fd it must keep until it detaches; a reader passes through and gets None.
-        if sys.platform == "win32" or self.path is None:
-            return None
-        gate = self.path.with_name(self.path.name + ".lock")
-        try:
-            fd = os.open(gate, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:
-            try:
-                fd = os.open(gate, os.O_RDONLY)
-            except OSError:
-                return None  # no gate possible here (read-only directory): DuckDB locks suffice
-        mode = fcntl.LOCK_EX if write else fcntl.LOCK_SH
-        delay = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    writer = self._gate_owner(fd)
-                    os.close(fd)
-                    raise StoreError(
-                        f"store {self.url} is being written by {writer}; waited "
-                        f"{self.lock_timeout_s:g} s. Wait for that import to finish, or raise "
-                        "CHIMERA_STORE__LOCK_TIMEOUT_S"
-                    ) from None
-                time.sleep(min(delay * (0.5 + random.random()), remaining))
-                delay = min(delay * 2, 0.05)
-            except OSError:
-                os.close(fd)
-                return None  # the file system does not support flock
-        if not write:
-            os.close(fd)  # closing releases the shared lock: readers only pass through
-            return None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"PID {os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass  # opened read-only: the gate still works, only the owner's name is missing
-        return fd
-
-    @staticmethod
-    def _gate_owner(fd: int) -> str:
-        try:
-            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-        except OSError:
-            text = ""
-        return text or "another process"
-
-    @staticmethod
-    def _leave_gate(fd: int | None) -> None:
-        if fd is not None:
-            os.close(fd)  # releases the flock
+    def _gate_enter(self, *, write: bool, deadline: float) -> int | None:
+        return self._gate.enter(write=write, deadline=deadline) if self._gate is not None else None
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[DuckDBStore]:
@@ -588,8 +342,8 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
-            row = _first_row(
-                con, f"SELECT value FROM {_DB}.chimera_meta WHERE key = 'schema_version'"
+            row = first_row(
+                con, f"SELECT value FROM {DB}.chimera_meta WHERE key = 'schema_version'"
             )
         except duckdb.CatalogException:
             return None
@@ -603,10 +357,10 @@ class DuckDBStore(Store):
 
     def _ensure_schema(self, con: Any) -> None:
         if self._schema_version(con) is None:
-            con.execute(_SCHEMA)
+            con.execute(SCHEMA)
 
     def _all_series(self, con: Any) -> list[tuple[str, str]]:
-        rows = con.execute(f"SELECT symbol, timeframe FROM {_DB}.series").fetchall()
+        rows = con.execute(f"SELECT symbol, timeframe FROM {DB}.series").fetchall()
         return [(str(s), str(t)) for s, t in rows]
 
     def _require_series(self, con: Any, symbol: str, timeframe: str) -> tuple[int, int, set[str]]:
@@ -615,9 +369,9 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
-            row = _first_row(
+            row = first_row(
                 con,
-                f"SELECT id, bar_count, rollups FROM {_DB}.series "
+                f"SELECT id, bar_count, rollups FROM {DB}.series "
                 "WHERE symbol = $1 AND timeframe = $2",
                 [symbol, timeframe],
             )
@@ -655,7 +409,7 @@ class DuckDBStore(Store):
         for col in OHLCV_COLUMNS:
             new[col] = frame[col].to_numpy(dtype=np.float64)
         new["volume"] = new["volume"] + 0.0  # -0.0 -> 0.0, so sums start like SQL's
-        _check_spacing(new["ts"], step, symbol, tf)
+        check_spacing(new["ts"], step, symbol, tf)
         targets = self._rollup_targets(step)
         started = time.perf_counter()
         with self._open(write=True) as con:
@@ -687,18 +441,18 @@ class DuckDBStore(Store):
         new: dict[str, np.ndarray],
         targets: list[tuple[str, int]],
     ) -> int:
-        row = _first_row(
+        row = first_row(
             con,
-            f"SELECT id, first_ts, last_ts, rollups FROM {_DB}.series "
+            f"SELECT id, first_ts, last_ts, rollups FROM {DB}.series "
             "WHERE symbol = $1 AND timeframe = $2",
             [symbol, tf],
         )
         if row is None:
             sid = int(
-                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_DB}.series").fetchall()[0][0]
+                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {DB}.series").fetchall()[0][0]
             )
             con.execute(
-                f"INSERT INTO {_DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL, '')",
+                f"INSERT INTO {DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL, '')",
                 [sid, symbol, tf, step],
             )
             first_ts: int | None = None
@@ -720,9 +474,7 @@ class DuckDBStore(Store):
                 lo = min(lo, int(bucket_floor(ts0, rstep)))
                 hi = max(hi, int(bucket_floor(ts1, rstep)) + rstep - 1)
         old = self._fetch(con, sid, lo, hi, step) if first_ts is not None else None
-        merged, added, changed = (
-            _merge(old, new) if old is not None else (new, len(new["ts"]), True)
-        )
+        merged, added, changed = merge(old, new) if old is not None else (new, len(new["ts"]), True)
         full = lo == I64_MIN
         fresh = first_ts is None  # a new series: no rollup rows to replace
         plan: list[tuple[str, int, int]] = []  # rollup buckets b0..b1 to recompute
@@ -735,34 +487,34 @@ class DuckDBStore(Store):
         # the bars; both release the GIL. The thread lives only for this call.
         pool = ThreadPoolExecutor(max_workers=1) if merged["ts"].shape[0] > 100_000 else None
         try:
-            pending = pool.submit(_aggregate_plan, merged, plan) if pool is not None else None
+            pending = pool.submit(aggregate_plan, merged, plan) if pool is not None else None
             if changed:
                 self._write_bars_span(con, sid, step, lo, hi, old, merged, first_ts, last_ts)
                 new_first = ts0 if first_ts is None else min(int(first_ts), ts0)
                 new_last = ts1 if last_ts is None else max(int(last_ts), ts1)
                 con.execute(
-                    f"UPDATE {_DB}.series SET bar_count = bar_count + $2, first_ts = $3, "
+                    f"UPDATE {DB}.series SET bar_count = bar_count + $2, first_ts = $3, "
                     "last_ts = $4 WHERE id = $1",
                     [sid, added, new_first, new_last],
                 )
-            aggregates = pending.result() if pending is not None else _aggregate_plan(merged, plan)
+            aggregates = pending.result() if pending is not None else aggregate_plan(merged, plan)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
         for (name, b0, b1), agg in zip(plan, aggregates, strict=True):
-            table = _rollup_table(name)
-            con.execute(_ROLLUP_TABLE.format(db=_DB, table=table))
+            table = rollup_table(name)
+            con.execute(ROLLUP_TABLE.format(db=DB, table=table))
             if not fresh:
                 con.execute(
-                    f"DELETE FROM {_DB}.{table} WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
+                    f"DELETE FROM {DB}.{table} WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
                     [sid, b0, b1],
                 )
             self._insert(con, table, sid, agg, ["ts", *OHLCV_COLUMNS, "bars"])
         for name in sorted(registered - wanted):
-            con.execute(f"DELETE FROM {_DB}.{_rollup_table(name)} WHERE series_id = $1", [sid])
+            con.execute(f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid])
         if registered != wanted:
             kept = ",".join(name for name in self.rollup_timeframes if name in wanted)
-            con.execute(f"UPDATE {_DB}.series SET rollups = $2 WHERE id = $1", [sid, kept])
+            con.execute(f"UPDATE {DB}.series SET rollups = $2 WHERE id = $1", [sid, kept])
         return added
 
     def _write_bars_span(
@@ -780,15 +532,15 @@ class DuckDBStore(Store):
         # Replace the stored bars of [lo, hi] by ``merged`` and refresh the gap records.
         if old is not None and old["ts"].shape[0]:
             con.execute(
-                f"DELETE FROM {_DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
+                f"DELETE FROM {DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
                 [sid, lo, hi],
             )
-        self._insert(con, "bars", sid, merged, list(_COLUMNS))
+        self._insert(con, "bars", sid, merged, list(COLUMNS))
         self._refresh_gaps(con, sid, step, lo, hi, merged["ts"], first_ts, last_ts)
 
     def _fetch(self, con: Any, sid: int, lo: int, hi: int, step: int) -> dict[str, np.ndarray]:
         # Stored bars of a series in [lo, hi], sorted by ts.
-        out = _columns(con, _bars_query(sid, lo, hi), large=(hi - lo) // step > 50_000)
+        out = columns(con, bars_query(sid, lo, hi), large=(hi - lo) // step > 50_000)
         ts = out["ts"]
         if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
             order = np.argsort(ts, kind="stable")
@@ -806,7 +558,7 @@ class DuckDBStore(Store):
         con.register("chimera_incoming", data)
         try:
             con.execute(
-                f"INSERT INTO {_DB}.{table} SELECT $1::INTEGER, {', '.join(columns)} "
+                f"INSERT INTO {DB}.{table} SELECT $1::INTEGER, {', '.join(columns)} "
                 "FROM chimera_incoming",
                 [sid],
             )
@@ -828,11 +580,11 @@ class DuckDBStore(Store):
         before = after = None
         if first_ts is not None and lo > first_ts:
             before = con.execute(
-                f"SELECT max(ts) FROM {_DB}.bars WHERE series_id = $1 AND ts < $2", [sid, lo]
+                f"SELECT max(ts) FROM {DB}.bars WHERE series_id = $1 AND ts < $2", [sid, lo]
             ).fetchall()[0][0]
         if last_ts is not None and hi < last_ts:
             after = con.execute(
-                f"SELECT min(ts) FROM {_DB}.bars WHERE series_id = $1 AND ts > $2", [sid, hi]
+                f"SELECT min(ts) FROM {DB}.bars WHERE series_id = $1 AND ts > $2", [sid, hi]
             ).fetchall()[0][0]
         chain = ts
         if before is not None or after is not None:
@@ -840,7 +592,7 @@ class DuckDBStore(Store):
             tail = [int(after)] if after is not None else []
             chain = np.concatenate([np.array(head, dtype=np.int64), ts, np.array(tail, np.int64)])
         con.execute(
-            f"DELETE FROM {_DB}.gaps WHERE series_id = $1 AND prev_ts >= $2 AND prev_ts < $3",
+            f"DELETE FROM {DB}.gaps WHERE series_id = $1 AND prev_ts >= $2 AND prev_ts < $3",
             [
                 sid,
                 int(before) if before is not None else I64_MIN,
@@ -879,7 +631,7 @@ class DuckDBStore(Store):
             sid, count, _ = self._require_series(con, symbol, tf)
             first, last = I64_MIN if lo is None else lo, I64_MAX if hi is None else hi
             expected = count if lo is None or hi is None else min(count, (hi - lo) // step + 1)
-            res = _columns(con, _bars_query(sid, first, last), large=expected > 50_000)
+            res = columns(con, bars_query(sid, first, last), large=expected > 50_000)
         return ohlcv_frame(res)
 
     def resample(
@@ -925,8 +677,8 @@ class DuckDBStore(Store):
         with self._open(write=False) as con:
             sid, _, rollups = self._require_series(con, symbol, src_tf)
             has_rollup = to_tf in rollups
-            sql = _resample_query(sid, step, lo, hi, to_tf if has_rollup and use_rollups else None)
-            res = _columns(con, sql, large=False)
+            sql = resample_query(sid, step, lo, hi, to_tf if has_rollup and use_rollups else None)
+            res = columns(con, sql, large=False)
         return ohlcv_frame(res)
 
     def coverage(self, symbol: str | None = None) -> pd.DataFrame:
@@ -943,7 +695,7 @@ class DuckDBStore(Store):
                     rows = con.execute(
                         f"SELECT s.symbol, s.timeframe, s.step_ns, s.first_ts, s.last_ts, "
                         "s.bar_count, count(g.series_id), coalesce(sum(g.missing_bars), 0) "
-                        f"FROM {_DB}.series AS s LEFT JOIN {_DB}.gaps AS g ON g.series_id = s.id "
+                        f"FROM {DB}.series AS s LEFT JOIN {DB}.gaps AS g ON g.series_id = s.id "
                         "WHERE $1::VARCHAR IS NULL OR s.symbol = $1 "
                         "GROUP BY ALL ORDER BY s.symbol, s.step_ns",
                         [symbol],
@@ -976,7 +728,7 @@ class DuckDBStore(Store):
         with self._open(write=False) as con:
             sid, _, _ = self._require_series(con, symbol, tf)
             res = con.execute(
-                f"SELECT prev_ts, next_ts, missing_bars FROM {_DB}.gaps WHERE series_id = $1 "
+                f"SELECT prev_ts, next_ts, missing_bars FROM {DB}.gaps WHERE series_id = $1 "
                 "ORDER BY prev_ts",
                 [sid],
             ).fetchnumpy()
@@ -991,9 +743,9 @@ class DuckDBStore(Store):
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
                 return None
-            row = _first_row(
+            row = first_row(
                 con,
-                f"SELECT last_ts FROM {_DB}.series WHERE symbol = $1 AND timeframe = $2",
+                f"SELECT last_ts FROM {DB}.series WHERE symbol = $1 AND timeframe = $2",
                 [symbol, tf],
             )
         return utc_timestamp(row[0]) if row is not None else None
@@ -1005,7 +757,7 @@ class DuckDBStore(Store):
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
                 return []
-            rows = con.execute(f"SELECT DISTINCT symbol FROM {_DB}.series ORDER BY 1").fetchall()
+            rows = con.execute(f"SELECT DISTINCT symbol FROM {DB}.series ORDER BY 1").fetchall()
         return [str(r[0]) for r in rows]
 
     def timeframes(self, symbol: str) -> list[str]:
@@ -1041,11 +793,11 @@ class DuckDBStore(Store):
             try:
                 for name in sorted(rollups):
                     con.execute(
-                        f"DELETE FROM {_DB}.{_rollup_table(name)} WHERE series_id = $1", [sid]
+                        f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid]
                     )
                 for table in ("gaps", "bars"):
-                    con.execute(f"DELETE FROM {_DB}.{table} WHERE series_id = $1", [sid])
-                con.execute(f"DELETE FROM {_DB}.series WHERE id = $1", [sid])
+                    con.execute(f"DELETE FROM {DB}.{table} WHERE series_id = $1", [sid])
+                con.execute(f"DELETE FROM {DB}.series WHERE id = $1", [sid])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
