@@ -488,3 +488,23 @@ def test_threads_with_their_own_stores_read_while_one_writes(
         pd.testing.assert_frame_equal(
             store.read_bars("BTCUSDT", "1m"), ohlcv, check_exact=True, check_freq=False
         )
+
+
+def test_large_overlapping_rewrite_is_exact(store_url: str) -> None:
+    # Spans over 50,000 bars take the Arrow fetch path and the helper thread for rollups.
+    bars = make_ohlcv(120_000, seed=5)
+    store = Store(store_url, settings=make_settings(store_url))
+    assert store.write_bars("BTCUSDT", "1m", bars) == 120_000
+    assert store.write_bars("BTCUSDT", "1m", bars) == 0
+    changed = bars.iloc[30_000:].copy()
+    changed["close"] = changed[["open", "close"]].mean(axis=1)
+    assert store.write_bars("BTCUSDT", "1m", changed) == 0
+    expected = pd.concat([bars.iloc[:30_000], changed])
+    got = store.read_bars("BTCUSDT", "1m")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_freq=False)
+    for tf in ("1h", "1d"):
+        pd.testing.assert_frame_equal(
+            store.resample("BTCUSDT", tf, start="2024-01-03 01:01"),
+            store.resample("BTCUSDT", tf, start="2024-01-03 01:01", use_rollups=False),
+            check_exact=True,
+        )
