@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ __all__ = [
     "parse_position",
     "parse_ticker",
     "parse_trade",
+    "parse_ws_order",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -455,3 +457,24 @@ def parse_position(item: Mapping[str, Any]) -> Position:
         margin_coin=str(item.get("marginCoin") or "USDT"),
         updated=_time_opt(item, "uTime"),
     )
+
+
+def parse_ws_order(item: Mapping[str, Any], product: Product) -> Order:
+    """Parse a private WebSocket ``orders`` push item (``instId``, ``accBaseVolume``, ...)."""
+    fees = item.get("feeDetail")
+    fee: Decimal | None = None
+    if isinstance(fees, list) and fees:
+        fee = -sum(
+            (
+                _to_dec(f.get("fee"), "feeDetail.fee") or Decimal(0)
+                for f in fees
+                if isinstance(f, Mapping)
+            ),
+            Decimal(0),
+        )
+    flat = dict(item)
+    flat.setdefault("symbol", item.get("instId"))
+    flat["baseVolume"] = item.get("accBaseVolume", item.get("baseVolume"))
+    flat.pop("fee", None)
+    flat.pop("feeDetail", None)
+    return dataclasses.replace(parse_order(flat, product), fee=fee)
