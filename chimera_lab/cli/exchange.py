@@ -1,4 +1,4 @@
-"""``chimera data fetch``: page Bitget history candles into the store.
+r"""``chimera data fetch``: page Bitget history candles into the store.
 
 Registered lazily by the ``data`` group (``chimera_lab.cli.exchange:fetch``).
 
@@ -7,7 +7,8 @@ Examples
 ::
 
     chimera data fetch --symbol BTCUSDT --timeframe 1m --start 2024-01-01 --end 2024-02-01
-    chimera data fetch --symbol BTCUSDT --timeframe 1m --start 2024-01-01 --end 2024-02-01 --base-url http://127.0.0.1:8900 --json
+    chimera data fetch --symbol BTCUSDT --start 2024-01-01 --end 2024-01-02 --json \
+        --base-url http://127.0.0.1:8900 --store data/chimera.duckdb
 """
 
 from __future__ import annotations
