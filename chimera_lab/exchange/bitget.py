@@ -252,6 +252,7 @@ class BitgetClient:
             clock=self._clock,
             margin_s=s.rate_limit_margin_s,
             max_waiters=s.limiter_max_waiters,
+            max_concurrent=s.max_connections,  # a granted request never waits for the pool
             name="bitget-limiter",
         )
         self.circuits = {
@@ -370,39 +371,42 @@ class BitgetClient:
         # One attempt: limiter slot, sign, send, decode. Returns (data, server time ms).
         self._check_open()
         creds = self._credentials() if ep.signed else None
-        await self.limiter.acquire(priority, ep.path)
-        query = canonical_query(params)
-        body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
-        headers: dict[str, str] = {}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if self.settings.demo:
-            headers["paptrading"] = "1"
-        if creds is not None:
-            key, secret, passphrase = creds
-            ts = str(self._timestamp_ms())
-            headers["ACCESS-KEY"] = key
-            headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
-            headers["ACCESS-TIMESTAMP"] = ts
-            headers["ACCESS-PASSPHRASE"] = passphrase
-        url = ep.path + ("?" + query if query else "")
-        request_id = f"{self._session}-{next(self._ids)}"
         where = f"{ep.method} {ep.path}"
-        started = time.perf_counter()
-        try:
-            response = await self._http.request(
-                ep.method, url, content=body_text.encode() if body is not None else None,
-                headers=headers,
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            error = _map_transport(exc, where)
-            log.warning(
-                "exchange.request", method=ep.method, path=ep.path, status=None, code=None,
-                latency_ms=latency_ms, attempt=attempt, request_id=request_id,
-                priority=priority.name, error=type(error).__name__, detail=type(exc).__name__,
-            )  # fmt: skip
-            raise error from exc
+        request_id = f"{self._session}-{next(self._ids)}"
+        # The limiter slot covers the whole exchange round trip (and caps requests in flight
+        # at the pool size); signing happens inside it so the timestamp is fresh however long
+        # the request queued.
+        async with self.limiter.slot(priority, ep.path):
+            query = canonical_query(params)
+            body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
+            headers: dict[str, str] = {}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            if self.settings.demo:
+                headers["paptrading"] = "1"
+            if creds is not None:
+                key, secret, passphrase = creds
+                ts = str(self._timestamp_ms())
+                headers["ACCESS-KEY"] = key
+                headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
+                headers["ACCESS-TIMESTAMP"] = ts
+                headers["ACCESS-PASSPHRASE"] = passphrase
+            url = ep.path + ("?" + query if query else "")
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(
+                    ep.method, url, content=body_text.encode() if body is not None else None,
+                    headers=headers,
+                )  # fmt: skip
+            except httpx.HTTPError as exc:
+                latency_ms = round((time.perf_counter() - started) * 1000, 3)
+                error = _map_transport(exc, where)
+                log.warning(
+                    "exchange.request", method=ep.method, path=ep.path, status=None, code=None,
+                    latency_ms=latency_ms, attempt=attempt, request_id=request_id,
+                    priority=priority.name, error=type(error).__name__, detail=type(exc).__name__,
+                )  # fmt: skip
+                raise error from exc
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         status = response.status_code
         try:

@@ -30,11 +30,12 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -86,21 +87,39 @@ class Window:
 
 
 class _Log:
-    # Sliding-window log: grant times of the last `limit` requests.
+    # Sliding-window log of the last `limit` requests. Each entry is a one-element list so a
+    # request can move its own stamp later (to when it really started, see _Grant.restamp).
+    # Entries may then be out of order; reading the first one (never earlier than the
+    # smallest) keeps every decision on the safe side.
     __slots__ = ("limit", "period", "times")
 
     def __init__(self, window: Window, margin_s: float) -> None:
         self.limit = window.limit
         self.period = window.period_s + margin_s
-        self.times: deque[float] = deque(maxlen=window.limit)
+        self.times: deque[list[float]] = deque(maxlen=window.limit)
 
     def ready_at(self, now: float) -> float:
         if len(self.times) < self.limit:
             return now
-        return max(now, self.times[0] + self.period)
+        return max(now, self.times[0][0] + self.period)
 
-    def record(self, now: float) -> None:
-        self.times.append(now)
+    def record(self, now: float) -> list[float]:
+        cell = [now]
+        self.times.append(cell)
+        return cell
+
+
+class _Grant:
+    # The window entries of one granted request.
+    __slots__ = ("cells",)
+
+    def __init__(self, cells: list[list[float]]) -> None:
+        self.cells = cells
+
+    def restamp(self, now: float) -> None:
+        for cell in self.cells:
+            if now > cell[0]:
+                cell[0] = now
 
 
 @dataclass(slots=True)
@@ -108,7 +127,7 @@ class _Waiter:
     seq: int
     priority: Priority
     key: str | None
-    future: asyncio.Future[None]
+    future: asyncio.Future[_Grant]
 
 
 @dataclass
@@ -136,6 +155,12 @@ class RateLimiter:
         closer together than they were sent (network jitter).
     max_waiters : int
         Most requests allowed to wait; one more raises :class:`~chimera_lab.errors.RateLimited`.
+    max_concurrent : int, optional
+        Most requests in flight at once (granted by :meth:`slot` and not yet finished). Set it
+        to the connection-pool size: a granted request then never queues for a connection,
+        so it reaches the exchange when the windows say, not in a later burst.
+    trading_reserve : int
+        With ``max_concurrent``, this many in-flight slots are kept for TRADING requests.
     name : str
         Used in task names and log events.
     """
@@ -148,6 +173,8 @@ class RateLimiter:
         clock: Clock | None = None,
         margin_s: float = 0.0,
         max_waiters: int = 10_000,
+        max_concurrent: int | None = None,
+        trading_reserve: int = 1,
         name: str = "limiter",
     ) -> None:
         if margin_s < 0 or max_waiters < 1:
@@ -163,6 +190,14 @@ class RateLimiter:
         self._seq = itertools.count()
         self._waiting = 0
         self._max_waiters = max_waiters
+        if max_concurrent is not None and max_concurrent < 1:
+            raise ConfigError(f"max_concurrent must be >= 1 or None, got {max_concurrent}")
+        self._max_concurrent = max_concurrent
+        # Slots only TRADING may take, so a flood of slow reads cannot hold every connection.
+        self._reserve = (
+            min(max(trading_reserve, 0), max_concurrent - 1) if max_concurrent is not None else 0
+        )
+        self._in_flight = 0
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
         self._name = name
@@ -173,8 +208,14 @@ class RateLimiter:
         """Number of requests waiting for a slot."""
         return self._waiting
 
-    async def acquire(self, priority: Priority = Priority.ANALYSIS, key: str | None = None) -> None:
+    async def acquire(
+        self, priority: Priority = Priority.ANALYSIS, key: str | None = None
+    ) -> _Grant:
         """Wait for a slot for one request of ``priority`` to endpoint ``key``.
+
+        With ``max_concurrent`` set, pair every ``acquire`` with :meth:`release` (or use
+        :meth:`slot`, which also moves the request's window stamps to the moment it really
+        starts, in case the event loop was slow to resume it).
 
         Raises
         ------
@@ -186,7 +227,7 @@ class RateLimiter:
                 f"{self._name}: {self._waiting} requests already wait for a rate-limit slot "
                 f"(max_waiters={self._max_waiters}); slow down the caller"
             )
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(next(self._seq), Priority(priority), key, future)
         self._queues[waiter.priority].setdefault(key, deque()).append(waiter)
         self._waiting += 1
@@ -195,11 +236,38 @@ class RateLimiter:
             self._pump()
             if not future.done():
                 self.stats.waited += 1
-            await future
+            return await future
+        except BaseException:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release()  # granted, but the caller is gone: give the slot back
+            else:
+                future.cancel()  # still waiting: the pump drops done futures
+            raise
         finally:
             self._waiting -= 1
-            if not future.done():  # cancelled while waiting: the pump drops done futures
-                future.cancel()
+
+    def release(self) -> None:
+        """Mark one granted request as finished (frees an in-flight slot)."""
+        self._in_flight = max(0, self._in_flight - 1)
+        if self._waiting:
+            self._pump()
+
+    @contextlib.asynccontextmanager
+    async def slot(
+        self, priority: Priority = Priority.ANALYSIS, key: str | None = None
+    ) -> AsyncIterator[None]:
+        """``async with limiter.slot(priority, key):`` — acquire, run the request, release."""
+        grant = await self.acquire(priority, key)
+        grant.restamp(self._clock.monotonic())
+        try:
+            yield
+        finally:
+            self.release()
+
+    @property
+    def in_flight(self) -> int:
+        """Granted requests not yet released."""
+        return self._in_flight
 
     def _key_ready(self, key: str | None, now: float) -> float:
         logs = self._by_key.get(key) if key is not None else None
@@ -210,6 +278,9 @@ class RateLimiter:
         # earliest moment something could change.
         now = self._clock.monotonic()
         while True:
+            free = None if self._max_concurrent is None else self._max_concurrent - self._in_flight
+            if free is not None and free <= 0:
+                return  # release() pumps again
             global_ready = max((lg.ready_at(now) for lg in self._global), default=now)
             if global_ready > now:
                 if self._has_waiters():
@@ -217,7 +288,9 @@ class RateLimiter:
                 return
             best: _Waiter | None = None
             key_ready = math.inf
-            for queues in self._queues:
+            for priority, queues in zip(Priority, self._queues, strict=True):
+                if free is not None and priority is not Priority.TRADING and free <= self._reserve:
+                    break  # the remaining slots are kept for orders
                 for key in list(queues):
                     dq = queues[key]
                     while dq and dq[0].future.done():
@@ -237,12 +310,13 @@ class RateLimiter:
                     self._arm(key_ready)
                 return
             self._queues[best.priority][best.key].popleft()
-            for lg in self._global:
-                lg.record(now)
-            for lg in self._by_key.get(best.key, ()) if best.key is not None else ():
-                lg.record(now)
+            cells = [lg.record(now) for lg in self._global]
+            if best.key is not None:
+                cells += [lg.record(now) for lg in self._by_key.get(best.key, ())]
             self.stats.granted[best.priority] += 1
-            best.future.set_result(None)
+            if self._max_concurrent is not None:
+                self._in_flight += 1
+            best.future.set_result(_Grant(cells))
 
     def _has_waiters(self) -> bool:
         return any(dq for queues in self._queues for dq in queues.values())

@@ -117,6 +117,7 @@ class _CandleSub:
     last_emitted_ms: int | None  # None until the first snapshot sets the baseline
     since_ms: int | None
     forming: Candle | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -130,6 +131,7 @@ class _Socket:
     pong: asyncio.Event = field(default_factory=asyncio.Event)
     generation: int = 0
     send_limiter: RateLimiter | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Marker:
@@ -281,6 +283,39 @@ class BitgetStream:
             raise item.exc
         return item  # type: ignore[return-value]
 
+    async def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Wait until the subscriptions are live.
+
+        Every socket with subscriptions is connected and every candle subscription has its
+        starting point (its first snapshot was processed). Raises ``TimeoutError`` after
+        ``timeout_s``, or the stream's fatal error.
+        """
+
+        async def ready() -> None:
+            for sock in self._sockets.values():
+                if sock.args:
+                    await sock.connected.wait()
+            for sub in list(self._candles.values()):
+                await sub.ready.wait()
+
+        waiter = asyncio.ensure_future(ready())
+        failed = [s.task for s in self._sockets.values() if s.task is not None]
+        if self._processor is not None:
+            failed.append(self._processor)
+        try:
+            done, _ = await asyncio.wait(
+                [waiter, *failed], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter in done:
+                return
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
+            raise TimeoutError(f"stream not ready after {timeout_s} s")
+        finally:
+            waiter.cancel()
+
     async def next_event(self, timeout_s: float | None = None) -> StreamEvent:
         """Return the next event, waiting at most ``timeout_s`` (``TimeoutError`` after)."""
         return await asyncio.wait_for(self.__anext__(), timeout=timeout_s)
@@ -429,6 +464,7 @@ class BitgetStream:
                     if sock.name == "private":
                         await self._login(sock, ws)
                     sock.ws = ws
+                    sock.connected.set()
                     sock.generation += 1
                     await self._put_inbox(_Marker(sock.name))
                     await self._send_subscribe(sock, list(sock.args.values()))
@@ -452,6 +488,7 @@ class BitgetStream:
                         pinger.cancel()
                         await asyncio.gather(pinger, return_exceptions=True)
                         sock.ws = None
+                        sock.connected.clear()
             except (AuthenticationError, ConfigError):
                 raise  # login refused or a bad URL: reconnecting cannot help
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
@@ -620,6 +657,7 @@ class BitgetStream:
             # First snapshot without `since`: start after the newest closed bar seen.
             sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
             closed = {}
+        sub.ready.set()
         for ts in sorted(closed):
             if ts <= sub.last_emitted_ms:
                 continue

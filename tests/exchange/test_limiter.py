@@ -225,3 +225,38 @@ def test_windows_never_exceeded_and_priorities_never_inverted(
             ahead = pi < pj or (pi == pj and ai < aj)
             if ei == ej and ahead and arrived[i] < t_j - 1e-9 and t_i > t_j + 1e-9:
                 raise AssertionError(f"request {i} ranked ahead of {j} but was granted after it")
+
+
+async def test_in_flight_cap_with_a_slot_reserved_for_orders(clock: FakeClock) -> None:
+    limiter = RateLimiter([Window(1_000, 1.0)], clock=clock, max_concurrent=3, trading_reserve=1)
+    rec = Recorder(limiter, clock)
+    for i in range(5):
+        rec.submit(f"a{i}", A)
+    await settle()
+    assert rec.labels == ["a0", "a1"] and limiter.in_flight == 2  # the third slot is reserved
+    rec.submit("order", T)
+    await settle()
+    assert rec.labels == ["a0", "a1", "order"] and limiter.in_flight == 3
+    limiter.release()  # a request finished
+    await settle()
+    assert rec.labels == ["a0", "a1", "order"]  # 2 in flight + reserve: still no room for reads
+    limiter.release()
+    await settle()
+    assert rec.labels == ["a0", "a1", "order", "a2"]
+    await rec.close()
+
+
+async def test_slot_releases_on_error_and_cancellation(clock: FakeClock) -> None:
+    limiter = RateLimiter([Window(1_000, 1.0)], clock=clock, max_concurrent=1, trading_reserve=0)
+    with pytest.raises(ZeroDivisionError):
+        async with limiter.slot(A):
+            assert limiter.in_flight == 1
+            1 / 0  # noqa: B018
+    assert limiter.in_flight == 0
+    async with limiter.slot(A):
+        waiter = asyncio.get_running_loop().create_task(limiter.acquire(A))
+        await settle()
+        waiter.cancel()
+        await settle()
+    assert limiter.in_flight == 0 and limiter.waiting == 0
+    limiter.close()

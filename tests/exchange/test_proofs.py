@@ -96,7 +96,9 @@ async def test_500_concurrent_public_requests_stay_inside_every_window() -> None
             sim,
             rate_limit_per_second=per_second,
             rate_limit_per_minute=6_000,
-            rate_limit_margin_s=0.15,  # jitter guard: loopback on a busy machine
+            # Jitter guard: client and server share one loop on a busy machine, where the
+            # server can stall for a few hundred ms (its own work, GC, other processes).
+            rate_limit_margin_s=0.5,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             product="usdt-futures",
@@ -132,7 +134,8 @@ async def test_500_concurrent_public_requests_stay_inside_every_window() -> None
             await sampler
     assert len(results) == 500 and all(r is not None for r in results)
     stats = sim.stats
-    assert stats.total_requests == 500  # nothing was retried: no request was refused
+    detail = f"statuses={dict(stats.statuses)} refused={dict(stats.rate_limited)}"
+    assert stats.total_requests == 500, detail  # nothing was retried: no request was refused
     assert not stats.rate_limited, f"the simulator refused requests: {dict(stats.rate_limited)}"
     assert stats.statuses == {200: 500}
     # No window ever exceeded, as counted by the server: Bitget's per-endpoint windows...
