@@ -542,7 +542,9 @@ class BitgetClient:
             prod,
             symbol=symbol,
             granularity=granularity(timeframe, prod),
-            endTime=datetime_to_ms(end),
+            # endTime - 1 ms: the same page whether Bitget's endTime is inclusive or
+            # exclusive (unverified, bitget-api.md section 3.2)
+            endTime=datetime_to_ms(end) - 1,
             limit=limit,
         )
         data, now_ms = await self._call(

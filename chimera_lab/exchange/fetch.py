@@ -120,9 +120,7 @@ async def _fetch_chunk(
     while cursor > lo:
         counter.requests += 1
         page = await client.get_history_candles(
-            # endTime = cursor - 1 ms: the same page whether Bitget treats endTime as
-            # inclusive or exclusive (unverified, bitget-api.md section 3.2)
-            symbol, timeframe, end=ms_to_datetime(cursor - 1), limit=200,
+            symbol, timeframe, end=ms_to_datetime(cursor), limit=200,
             product=product, **_analysis(client),
         )  # fmt: skip
         stamps = [datetime_to_ms(c.timestamp) for c in page]

@@ -676,7 +676,7 @@ class BitgetStream:
         try:
             while end_ms > sub.last_emitted_ms + sub.bar_ms:
                 page = await self._rest.get_history_candles(
-                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms - 1), limit=200,
+                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
                     product=sub.product,
                 )  # fmt: skip
                 fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
