@@ -227,9 +227,17 @@ class RateLimiter:
                 f"{self._name}: {self._waiting} requests already wait for a rate-limit slot "
                 f"(max_waiters={self._max_waiters}); slow down the caller"
             )
+        priority = Priority(priority)
+        if not self._waiting:  # fast path: nobody queued, so nobody can rank ahead of us
+            now = self._clock.monotonic()
+            if self._can_start(priority, key, now):
+                return self._record(priority, key, now)
         future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(next(self._seq), Priority(priority), key, future)
-        self._queues[waiter.priority].setdefault(key, deque()).append(waiter)
+        waiter = _Waiter(next(self._seq), priority, key, future)
+        queue = self._queues[priority].get(key)
+        if queue is None:
+            queue = self._queues[priority][key] = deque()
+        queue.append(waiter)
         self._waiting += 1
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, self._waiting)
         try:
@@ -310,13 +318,26 @@ class RateLimiter:
                     self._arm(key_ready)
                 return
             self._queues[best.priority][best.key].popleft()
-            cells = [lg.record(now) for lg in self._global]
-            if best.key is not None:
-                cells += [lg.record(now) for lg in self._by_key.get(best.key, ())]
-            self.stats.granted[best.priority] += 1
-            if self._max_concurrent is not None:
-                self._in_flight += 1
-            best.future.set_result(_Grant(cells))
+            best.future.set_result(self._record(best.priority, best.key, now))
+
+    def _can_start(self, priority: Priority, key: str | None, now: float) -> bool:
+        if self._max_concurrent is not None:
+            free = self._max_concurrent - self._in_flight
+            if free <= 0 or (priority is not Priority.TRADING and free <= self._reserve):
+                return False
+        if any(lg.ready_at(now) > now for lg in self._global):
+            return False
+        return self._key_ready(key, now) <= now
+
+    def _record(self, priority: Priority, key: str | None, now: float) -> _Grant:
+        cells = [lg.record(now) for lg in self._global]
+        if key is not None:
+            for lg in self._by_key.get(key, ()):
+                cells.append(lg.record(now))
+        self.stats.granted[priority] += 1
+        if self._max_concurrent is not None:
+            self._in_flight += 1
+        return _Grant(cells)
 
     def _has_waiters(self) -> bool:
         return any(dq for queues in self._queues for dq in queues.values())

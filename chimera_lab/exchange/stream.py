@@ -196,8 +196,8 @@ class BitgetStream:
         self._rng = rng if rng is not None else random.Random()
         self._state = StreamState.UNOPENED
         self._sockets = {
-            "public": _Socket("public", self.settings.ws_public_url),
-            "private": _Socket("private", self.settings.ws_private_url),
+            "public": _Socket("public", _demo_host(self.settings, self.settings.ws_public_url)),
+            "private": _Socket("private", _demo_host(self.settings, self.settings.ws_private_url)),
         }
         self._candles: dict[tuple[str, str, str], _CandleSub] = {}
         self._private_products: dict[tuple[str, str, str], Product] = {}
@@ -298,7 +298,7 @@ class BitgetStream:
             for sub in list(self._candles.values()):
                 await sub.ready.wait()
 
-        waiter = asyncio.ensure_future(ready())
+        waiter = asyncio.get_running_loop().create_task(ready(), name="bitget-stream-ready")
         failed = [s.task for s in self._sockets.values() if s.task is not None]
         if self._processor is not None:
             failed.append(self._processor)
@@ -716,6 +716,14 @@ def _with_closed(candle: Candle, closed: bool) -> Candle:
         candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
         candle.close, candle.volume, candle.quote_volume, closed,
     )  # fmt: skip
+
+
+def _demo_host(settings: BitgetSettings, url: str) -> str:
+    # Demo trading streams from wspap.bitget.com (bitget-api.md section 7); a user who set
+    # CHIMERA_BITGET__DEMO=true but kept the default URLs gets the demo host.
+    if settings.demo and "://ws.bitget.com/" in url:
+        return url.replace("://ws.bitget.com/", "://wspap.bitget.com/")
+    return url
 
 
 def _now() -> datetime:

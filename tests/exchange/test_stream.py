@@ -150,3 +150,11 @@ async def test_stream_life_cycle() -> None:
         await stream.__anext__()
     with pytest.raises(RuntimeError, match="cannot be reopened"):
         await stream.open()
+
+
+def test_demo_trading_streams_from_the_demo_host() -> None:
+    demo = BitgetStream(Settings(_env_file=None, bitget={"demo": True}))  # type: ignore[call-arg]
+    assert demo._sockets["public"].url == "wss://wspap.bitget.com/v2/ws/public"
+    assert demo._sockets["private"].url == "wss://wspap.bitget.com/v2/ws/private"
+    live = BitgetStream(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert live._sockets["public"].url == "wss://ws.bitget.com/v2/ws/public"
