@@ -183,6 +183,60 @@ async def test_fetch_rejects_bad_ranges() -> None:
             await fetch_to_store(ex, store, "BTCUSDT", "7m", "2024-01-01", "2024-01-02")
 
 
+class UrlMemoryStore(MemoryStore):
+    """MemoryStore opened by URL, as the CLI opens ``chimera_lab.data.Store(url, settings=)``."""
+
+    opened: dict[str, UrlMemoryStore] = {}
+
+    def __new__(cls, url: str, *, settings: object = None) -> UrlMemoryStore:
+        if url not in cls.opened:
+            store = super().__new__(cls)
+            MemoryStore.__init__(store)
+            store.url = url
+            cls.opened[url] = store
+        return cls.opened[url]
+
+    def __init__(self, url: str, *, settings: object = None) -> None:
+        pass
+
+
+def test_cli_fetch_pages_into_the_store_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from chimera_lab.cli.exchange import fetch
+
+    monkeypatch.setattr(chimera_lab.data, "Store", UrlMemoryStore, raising=False)
+    UrlMemoryStore.opened.clear()
+
+    async def serve_and_fetch() -> list[object]:
+        results = []
+        async with replay_sim() as sim:
+            base = [
+                "--symbol", "BTCUSDT", "--timeframe", "5m", "--base-url", sim.base_url,
+                "--store", "mem://cli", "--no-progress",
+            ]  # fmt: skip
+            runner = CliRunner()
+            for end in ("2024-01-01T12:00", "2024-01-02"):  # the second run resumes
+                args = [*base, "--start", "2024-01-01", "--end", end]
+                results.append(await asyncio.to_thread(runner.invoke, fetch, args))
+            bad = [*base, "--start", "2024-01-02", "--end", "2024-01-01"]
+            results.append(await asyncio.to_thread(runner.invoke, fetch, bad))
+        return results
+
+    first, second, bad = asyncio.run(serve_and_fetch())
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    assert "fetched 144 bars (144 new)" in first.output  # type: ignore[attr-defined]
+    assert second.exit_code == 0, second.output  # type: ignore[attr-defined]
+    assert "resumed after 2024-01-01 11:55" in second.output  # type: ignore[attr-defined]
+    assert "fetched 144 bars (144 new)" in second.output  # type: ignore[attr-defined]
+    assert bad.exit_code == 2 and "must be after" in bad.output  # type: ignore[attr-defined]
+    stored = UrlMemoryStore.opened["mem://cli"].frames[("BTCUSDT", "5m")]
+    assert len(stored) == 288 and stored.index.is_unique
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    expected = BARS.resample("5min").agg(agg).loc["2024-01-01":"2024-01-01 23:55"]
+    assert (stored["close"] - expected["close"]).abs().max() < 0.01
+
+
 @pytest.mark.skipif(
     not hasattr(chimera_lab.data, "Store"),
     reason="chimera_lab.data.Store lands with the store issue",
