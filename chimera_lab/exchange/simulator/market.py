@@ -22,9 +22,9 @@ Examples
 >>> from chimera_lab.data.synthetic import make_ohlcv
 >>> md = MarketData("BTCUSDT", make_ohlcv(3, seed=1, start="2024-01-01"), price_decimals=2)
 >>> t0 = md.ts[0]
->>> md.closed_count(t0 + 60_000), md.price_at(t0) == md.open[0]
+>>> md.closed_count(t0 + 60_000), md.price_at(t0) == float(md.open[0])
 (1, True)
->>> md.price_at(t0 + 60_000 - 1) - md.close[0] < 1.0  # the open bar ends at its close
+>>> bool(abs(md.price_at(t0 + 60_000 - 1) - md.close[0]) < 0.1)  # ends at its close
 True
 """
 
@@ -293,7 +293,7 @@ class MarketData:
         f = min(max(f, 0.0), 1.0)
         leg = min(int(f * 3), 2)
         local = f * 3 - leg
-        return v[leg] + (v[leg + 1] - v[leg]) * local
+        return float(v[leg] + (v[leg + 1] - v[leg]) * local)
 
     def _extremes(self, i: int, f0: float, f1: float) -> tuple[float, float]:
         pts = [self._path(i, f0), self._path(i, f1)]
@@ -312,7 +312,7 @@ class MarketData:
         if i is None:
             j = int(np.searchsorted(self.ts, now_ms, side="right")) - 1
             return float(self.close[max(j, 0)] if j >= 0 else self.open[0])
-        return round(self._path(i, self._frac(i, now_ms)), self.price_decimals)
+        return float(round(self._path(i, self._frac(i, now_ms)), self.price_decimals))
 
     def open_bar(self, now_ms: int) -> tuple[int, float, float, float, float, float] | None:
         """Return the open bar at ``now_ms`` as ``(ts, open, high, low, close, volume)`` so far."""
@@ -389,16 +389,18 @@ class MarketData:
     ) -> list[tuple[int, float, float, float, float, float, float]]:
         """Return up to ``limit`` candles ``(ts, o, h, l, c, base_vol, quote_vol)``, oldest first.
 
-        Buckets with ``start <= ts <= end`` (both inclusive; Bitget's inclusivity is
-        **unverified**) are selected; when more than ``limit`` qualify the newest ``limit``
-        are returned (anchored on ``endTime``, as observed on Bitget). ``include_open`` adds
+        Buckets with ``start <= ts < end`` are selected (Bitget's inclusivity is
+        **unverified**; ccxt's ``fetch_ohlcv`` asks for ``[since, since + limit × bar)`` and
+        expects the bar at ``since`` first, which needs exactly this rule); when more than
+        ``limit`` qualify the newest ``limit`` are returned (anchored on ``endTime``, as
+        observed on Bitget). ``include_open`` adds
         the still-open bucket. ``min_ms`` cuts off older data (reach of the recent endpoint).
         """
         if gran.ms < self.tf_ms and not gran.months:
             return []
         self.ensure(now_ms)
         n_closed = self.closed_count(now_ms)
-        upper = now_ms if end_ms is None else min(end_ms, now_ms)
+        upper = now_ms if end_ms is None else min(end_ms - 1, now_ms)
         # Base bars that can belong to a selected bucket.
         first_bucket = int(gran.bucket(np.array([upper], dtype=np.int64))[0])
         span = (limit + 1) * (gran.ms if not gran.months else 31 * _DAY * gran.months)
@@ -436,7 +438,7 @@ class MarketData:
         if start_ms is not None:
             keep &= b_ts >= start_ms
         if end_ms is not None:
-            keep &= b_ts <= end_ms
+            keep &= b_ts < end_ms
         if min_ms is not None:
             keep &= b_ts >= min_ms
         sel = np.flatnonzero(keep)[-limit:] if limit > 0 else np.array([], dtype=np.int64)

@@ -158,6 +158,14 @@ class RateLimiter:
         accepted.append(now_s)
         return None
 
+    def remaining(self, rule_name: str, key: str) -> int:
+        """Return what is left of ``rule_name``'s budget for ``key`` in the current window."""
+        rule = self.rules.get(rule_name)
+        if rule is None:
+            return 0
+        window = self._accepted.get((rule_name, key))
+        return max(rule.limit - (len(window) if window else 0), 0)
+
     def reset(self) -> None:
         """Empty every window and lift bans (counters in :attr:`stats` stay)."""
         self._accepted.clear()

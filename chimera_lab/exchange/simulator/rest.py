@@ -429,6 +429,11 @@ def _mix_contracts(ctx: RequestContext) -> Any:
     ]
 
 
+def _margin_currencies(ctx: RequestContext) -> Any:
+    # The simulator has no margin trading; ccxt's load_markets asks for the pairs anyway.
+    return []
+
+
 # -- orders ----------------------------------------------------------------------------------
 def _fee_detail_spot_order(order: SimOrder) -> str:
     # Spot order detail carries feeDetail as a JSON-encoded string (bitget-api.md §3.7).
@@ -898,6 +903,7 @@ _ROWS: list[tuple[str, str, Handler, int, bool, bool]] = [
     ("GET", f"{_P}/spot/market/tickers", _spot_tickers, 20, False, False),
     ("GET", f"{_P}/spot/market/orderbook", _spot_orderbook, 20, False, False),
     ("GET", f"{_P}/mix/market/contracts", _mix_contracts, 20, False, False),
+    ("GET", f"{_P}/margin/currencies", _margin_currencies, 10, False, False),
     ("GET", f"{_P}/mix/market/candles", _spot("mix", False), 20, False, False),
     ("GET", f"{_P}/mix/market/history-candles", _spot("mix", True), 20, False, False),
     ("GET", f"{_P}/mix/market/ticker", _mix_ticker, 20, False, False),

@@ -247,7 +247,7 @@ class BitgetSimulator:
         )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self._stopping = asyncio.Event() if _has_loop() else None
+        self._stopping: asyncio.Event | None = None
         self._withheld: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -455,8 +455,7 @@ class BitgetSimulator:
         key = request.remote or "?"
         if endpoint.rule.scope == "uid":
             key = request.headers.get("ACCESS-KEY") or key
-        window = self.limiter._accepted.get((endpoint.rule.name, key))
-        return max(endpoint.rule.limit - (len(window) if window else 0), 0)
+        return self.limiter.remaining(endpoint.rule.name, key)
 
     def _before_fault(self, request: web.Request, decision: FaultDecision) -> web.StreamResponse:
         kind = decision.before
@@ -542,14 +541,6 @@ class BitgetSimulator:
         )
         if signature != expected:
             raise ApiError("40009", "sign signature error")
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _synthetic(n: int, *, seed: int, timeframe: str, anchored_to_wall: bool) -> pd.DataFrame:
