@@ -38,6 +38,7 @@ from chimera_lab.exchange.base import (
     candles_to_frame,
 )
 from chimera_lab.exchange.bitget import BitgetClient, ClientState, new_client_oid
+from chimera_lab.exchange.fetch import FetchResult, fetch_history, fetch_to_store
 from chimera_lab.exchange.limiter import RateLimiter, Window
 from chimera_lab.exchange.resilience import (
     CircuitBreaker,
@@ -46,15 +47,18 @@ from chimera_lab.exchange.resilience import (
     RetryPolicy,
     resilient,
 )
+from chimera_lab.exchange.stream import BitgetStream, StreamEvent, StreamStatus
 
 __all__ = [
     "Balance",
     "BitgetClient",
+    "BitgetStream",
     "Candle",
     "CircuitBreaker",
     "CircuitState",
     "ClientState",
     "Exchange",
+    "FetchResult",
     "Fill",
     "FundingRate",
     "Liquidity",
@@ -74,12 +78,16 @@ __all__ = [
     "Resilience",
     "RetryPolicy",
     "Side",
+    "StreamEvent",
+    "StreamStatus",
     "Ticker",
     "TimeInForce",
     "Trade",
     "TradeSide",
     "Window",
     "candles_to_frame",
+    "fetch_history",
+    "fetch_to_store",
     "new_client_oid",
     "resilient",
 ]
