@@ -158,3 +158,51 @@ def test_demo_trading_streams_from_the_demo_host() -> None:
     assert demo._sockets["private"].url == "wss://wspap.bitget.com/v2/ws/private"
     live = BitgetStream(Settings(_env_file=None))  # type: ignore[call-arg]
     assert live._sockets["public"].url == "wss://ws.bitget.com/v2/ws/public"
+
+
+@pytest.mark.slow
+async def test_long_stream_keeps_memory_flat() -> None:
+    # A 24/7 process must not grow: after a warm-up, 900 more bars (candles, tickers and
+    # trades, one reconnect) leave no growth in memory allocated by the adapter's modules.
+    import tracemalloc
+
+    ours = [
+        tracemalloc.Filter(True, f"*chimera_lab/exchange/{name}.py")
+        for name in ("stream", "parsing", "limiter", "bitget", "resilience", "base")
+    ]
+
+    def allocated() -> int:
+        snapshot = tracemalloc.take_snapshot().filter_traces(ours)
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    async with sim() as server:
+        settings = settings_for(server.base_url, server.ws_public_url, ws_queue_size=100)
+        async with BitgetClient(settings) as rest, BitgetStream(settings, rest=rest) as stream:
+            await stream.subscribe_candles("BTCUSDT", "1m")
+            await stream.subscribe_ticker("BTCUSDT")
+            await stream.subscribe_trades("BTCUSDT")
+            await stream.wait_ready(10)
+            received = 0
+
+            async def consume() -> None:
+                nonlocal received
+                async for event in stream:
+                    received += isinstance(event, Candle)
+
+            consumer = asyncio.create_task(consume(), name="soak-consumer")
+            tracemalloc.start()
+            try:
+                for step in range(1_200):
+                    await server.clock.advance_async(bars=1)
+                    if step == 300:
+                        await poll(lambda: received == 301)
+                        baseline = allocated()
+                    if step == 700:
+                        await server.disconnect_websockets()
+                await poll(lambda: received == 1_200)
+                grown = allocated() - baseline
+            finally:
+                tracemalloc.stop()
+                consumer.cancel()
+                await asyncio.gather(consumer, return_exceptions=True)
+    assert grown < 64 * 1024, f"adapter memory grew by {grown} bytes over 900 bars"
