@@ -19,7 +19,9 @@ __all__ = [
     "REASON_NAMES",
     "check_bars",
     "hold_until_exit",
+    "prepare_target",
     "simulate",
+    "summarize",
 ]
 
 # Exit reasons of a trade (int8 in the kernel, strings in BacktestResult.trades).
@@ -44,25 +46,128 @@ T_NFIELDS = 8
 
 
 @njit(cache=True)
-def check_bars(open_, high, low, close):  # type: ignore[no-untyped-def]  # numba kernel
-    """Return ``(position, code)`` of the first invalid bar, or ``(-1, 0)``.
+def check_bars(open_, high, low, close, times):  # type: ignore[no-untyped-def]  # numba kernel
+    """Validate bars and their timestamps in one pass.
 
-    Codes: 1 NaN or non-positive price, 2 low above min(open, close) or above high,
-    3 high below max(open, close).
+    Returns ``(position, code, spacing)``: the first invalid bar and why (-1, 0 if none) and
+    the common spacing of ``times`` if every step is equal, else -1. Codes: 1 NaN or
+    non-positive price, 2 low above min(open, close) or above high, 3 high below
+    max(open, close), 4 timestamp not after the previous one.
     """
-    for i in range(close.shape[0]):
+    n = close.shape[0]
+    spacing = times[1] - times[0] if n > 1 else -1
+    for i in range(n):
         o = open_[i]
         h = high[i]
         lo = low[i]
         c = close[i]
         # "not (x > 0)" is also true for NaN.
         if not (o > 0.0) or not (h > 0.0) or not (lo > 0.0) or not (c > 0.0):
-            return i, 1
+            return i, 1, spacing
         if lo > o or lo > c or lo > h:
-            return i, 2
+            return i, 2, spacing
         if h < o or h < c:
-            return i, 3
-    return -1, 0
+            return i, 3, spacing
+        if i > 0:
+            step = times[i] - times[i - 1]
+            if step <= 0:
+                return i, 4, spacing
+            if step != spacing:
+                spacing = -1
+    return -1, 0, spacing
+
+
+@njit(cache=True)
+def prepare_target(values, leverage, allow_short):  # type: ignore[no-untyped-def]  # numba kernel
+    """Return ``(target, first_bad, n_changes)`` from a strategy's raw exposures.
+
+    NaN becomes 0 (flat); negative values become 0 unless ``allow_short``; ``first_bad`` is
+    the first position whose absolute exposure exceeds ``leverage`` (or -1), ``n_changes``
+    counts bars whose target differs from the previous bar's.
+    """
+    n = values.shape[0]
+    out = np.empty(n)
+    bad = -1
+    changes = 0
+    limit = leverage * (1.0 + 1e-12)
+    prev = 0.0
+    for i in range(n):
+        x = values[i]
+        if np.isnan(x):
+            x = 0.0
+        elif x < 0.0 and not allow_short:
+            x = 0.0
+        if bad < 0 and not (abs(x) <= limit):
+            bad = i
+        out[i] = x
+        if i > 0 and x != prev:
+            changes += 1
+        prev = x
+    return out, bad, changes
+
+
+@njit(cache=True)
+def summarize(equity, units, initial, times):  # type: ignore[no-untyped-def]  # numba kernel
+    """Per-bar returns and the path statistics of an equity curve, in two passes.
+
+    Returns ``(returns, stats)`` with ``stats`` = [growth (prod of 1 + r), mean return,
+    sample std of returns, downside deviation (below 0, over all bars), max drawdown,
+    longest drawdown in ``times`` units, bars with a position, mean equity]. Definitions
+    are those of :mod:`chimera_lab.backtest.metrics` (the tests check they agree).
+    """
+    n = equity.shape[0]
+    ret = np.empty(n)
+    prev = initial
+    total = 0.0
+    growth = 1.0
+    peak = initial
+    peak_t = times[0]
+    under = False
+    max_dd = 0.0
+    max_dur = 0
+    exposed = 0
+    eq_sum = 0.0
+    for i in range(n):
+        e = equity[i]
+        r = e / prev - 1.0 if prev > 0.0 else 0.0
+        ret[i] = r
+        total += r
+        growth *= 1.0 + r
+        prev = e
+        eq_sum += e
+        if units[i] != 0.0:
+            exposed += 1
+        if e >= peak:
+            if under:
+                dur = times[i] - peak_t
+                if dur > max_dur:
+                    max_dur = dur
+                under = False
+            peak = e
+            peak_t = times[i]
+        else:
+            under = True
+            if peak > 0.0:
+                dd = e / peak - 1.0
+                if dd < max_dd:
+                    max_dd = dd
+    if under:
+        dur = times[n - 1] - peak_t
+        if dur > max_dur:
+            max_dur = dur
+    mean = total / n
+    ss = 0.0
+    down = 0.0
+    for i in range(n):
+        d = ret[i] - mean
+        ss += d * d
+        if ret[i] < 0.0:
+            down += ret[i] * ret[i]
+    std = np.sqrt(ss / (n - 1)) if n > 1 else np.nan
+    stats = np.array(
+        [growth, mean, std, np.sqrt(down / n), max_dd, float(max_dur), float(exposed), eq_sum / n]
+    )
+    return ret, stats
 
 
 @njit(cache=True)

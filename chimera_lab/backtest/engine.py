@@ -66,7 +66,10 @@ def _readonly(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return view
 
 
-def _bar_arrays(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+def _bar_arrays(
+    data: pd.DataFrame,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, pd.Timedelta]:
+    # Validate bars and index in one numba pass; also returns the bar spacing.
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be an OHLCV DataFrame, got {type(data).__name__}")
     missing = [c for c in OHLCV_COLUMNS[:4] if c not in data.columns]
@@ -82,10 +85,6 @@ def _bar_arrays(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray,
         )
     if len(index) < 2:
         raise DataError(f"a backtest needs at least 2 bars, got {len(index)}")
-    if not (index.is_monotonic_increasing and index.is_unique):
-        raise DataError(
-            "data's index must be sorted and unique; use data.sort_index() and drop duplicates"
-        )
     arrays = []
     for col in OHLCV_COLUMNS[:4]:
         try:
@@ -93,8 +92,16 @@ def _bar_arrays(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray,
         except (TypeError, ValueError):
             raise DataError(f"column {col!r} of data must be numeric", column=col) from None
     o, h, lo, c = (_readonly(a) for a in arrays)
-    pos, code = K.check_bars(o, h, lo, c)
+    times = _readonly(np.ascontiguousarray(index.asi8))
+    pos, code, step = K.check_bars(o, h, lo, c, times)
     if pos >= 0:
+        if code == 4:
+            raise DataError(
+                f"data's index is not strictly increasing at {index[pos]} (after "
+                f"{index[pos - 1]}); use data.sort_index() and drop duplicate timestamps",
+                row=int(pos) + 1,
+                column="timestamp",
+            )
         what = {
             1: "a missing (NaN) or non-positive price",
             2: "low above open, close or high",
@@ -105,12 +112,15 @@ def _bar_arrays(data: pd.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray,
             "(chimera_lab.data.quality_report lists problems)",
             row=int(pos) + 1,
         )
-    return o, h, lo, c
+    # Regular bars: the common step is the median spacing; otherwise compute the median.
+    spacing = pd.Timedelta(int(step), unit=index.unit) if step > 0 else infer_bar_spacing(index)
+    return o, h, lo, c, spacing
 
 
 def _target_array(
     raw: Any, index: pd.DatetimeIndex, *, leverage: float, allow_short: bool, name: str
-) -> FloatArray:
+) -> tuple[FloatArray, int]:
+    # Returns the cleaned target and the number of target changes.
     if isinstance(raw, pd.DataFrame):
         if raw.shape[1] != 1:
             raise DataError(
@@ -124,7 +134,12 @@ def _target_array(
                 f"strategy {name!r} returned a series whose index differs from data's "
                 f"({len(raw)} vs {len(index)} bars); return a Series indexed like data"
             )
-        values: FloatArray = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            values: FloatArray = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"strategy {name!r} returned non-numeric exposures (dtype {raw.dtype})"
+            ) from None
     else:
         try:
             values = np.asarray(raw, dtype=np.float64)
@@ -137,18 +152,15 @@ def _target_array(
             raise DataError(
                 f"strategy {name!r} returned shape {values.shape}, expected ({len(index)},)"
             )
-    out = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    if not allow_short:
-        np.maximum(out, 0.0, out=out)
-    bad = np.flatnonzero(np.abs(out) > leverage * (1.0 + 1e-12))
-    if bad.size:
-        pos = int(bad[0])
+    values = _readonly(np.ascontiguousarray(values))
+    out, bad, changes = K.prepare_target(values, float(leverage), bool(allow_short))
+    if bad >= 0:
         raise DataError(
-            f"strategy {name!r} asks for exposure {float(values[pos]):g} at bar {index[pos]}, "
+            f"strategy {name!r} asks for exposure {float(values[bad]):g} at bar {index[bad]}, "
             f"outside [-{leverage:g}, {leverage:g}]; raise leverage= or scale the signal",
-            row=pos + 1,
+            row=int(bad) + 1,
         )
-    return out
+    return out, int(changes)
 
 
 def _funding_events(
@@ -247,8 +259,7 @@ def _trades_frame(
 
 def _stats(
     equity: pd.Series,
-    returns: pd.Series,
-    units: FloatArray,
+    path: FloatArray,
     trades: pd.DataFrame,
     totals: FloatArray,
     *,
@@ -256,43 +267,51 @@ def _stats(
     ppy: float,
     spacing: pd.Timedelta,
 ) -> dict[str, Any]:
+    # `path` comes from the summarize kernel; each formula is the one in metrics.py.
+    growth, mean, std, downside, mdd, dd_len, exposed, mean_equity = (float(x) for x in path)
     idx = equity.index
+    assert isinstance(idx, pd.DatetimeIndex)
+    n = len(idx)
     years = float((idx[-1] - idx[0] + spacing) / pd.Timedelta(days=DAYS_PER_YEAR))
-    r = returns.to_numpy()
-    eq = equity.to_numpy()
-    cagr = M.cagr(returns, years=years)
-    mdd = M.max_drawdown(eq, initial=initial_capital)
+    root = math.sqrt(ppy)
+    if growth <= 0.0:
+        cagr = -1.0
+    else:
+        try:
+            cagr = growth ** (1.0 / years) - 1.0
+        except OverflowError:
+            cagr = math.inf
     pnl = trades["pnl"].to_numpy()
-    stats: dict[str, Any] = {
-        "sharpe": M.sharpe_ratio(r, periods_per_year=ppy),
-        "sortino": M.sortino_ratio(r, periods_per_year=ppy),
+    has_trades = len(trades) > 0
+    return {
+        "sharpe": M._ratio(mean, std) * root if n > 1 else math.nan,
+        "sortino": M._ratio(mean, downside) * root if n > 1 else math.nan,
         "max_drawdown": mdd,
         "cagr": cagr,
-        "total_return": M.total_return(r),
-        "volatility": M.annual_volatility(r, periods_per_year=ppy),
+        "total_return": growth - 1.0,
+        "volatility": std * root,
         "calmar": M._ratio(cagr, -mdd),
         "win_rate": M.win_rate(pnl),
         "profit_factor": M.profit_factor(pnl),
         "n_trades": int(len(trades)),
-        "exposure": M.exposure_time(units),
+        "exposure": exposed / n,
         "fees": float(totals[0]),
-        "final_equity": float(eq[-1]),
+        "final_equity": float(equity.iloc[-1]),
         # extras
         "initial_capital": float(initial_capital),
         "funding": float(totals[1]),
-        "turnover": M.turnover(float(totals[2]), eq),
+        "turnover": M._ratio(float(totals[2]), mean_equity),
         "avg_win": M.average_win(pnl),
         "avg_loss": M.average_loss(pnl),
-        "avg_trade_return": float(trades["return"].mean()) if len(trades) else math.nan,
-        "avg_bars_held": float(trades["bars_held"].mean()) if len(trades) else math.nan,
-        "max_drawdown_duration": M.max_drawdown_duration(equity, initial=initial_capital),
+        "avg_trade_return": float(trades["return"].mean()) if has_trades else math.nan,
+        "avg_bars_held": float(trades["bars_held"].mean()) if has_trades else math.nan,
+        "max_drawdown_duration": pd.Timedelta(int(dd_len), unit=idx.unit),
         "start": idx[0],
         "end": idx[-1],
-        "n_bars": int(len(idx)),
+        "n_bars": n,
         "years": years,
         "periods_per_year": float(ppy),
     }
-    return stats
 
 
 def run(
@@ -378,7 +397,7 @@ def run(
         if rebalance_tolerance is None
         else _check_number("rebalance_tolerance", rebalance_tolerance, low=0.0)
     )
-    o, h, lo, c = _bar_arrays(data)
+    o, h, lo, c, spacing = _bar_arrays(data)
     index = data.index
     assert isinstance(index, pd.DatetimeIndex)
 
@@ -396,36 +415,32 @@ def run(
         checked = spec.check_params(params)
         used_params = {**spec.defaults, **checked}
         raw = spec.func(data, **checked)
-    target = _target_array(raw, index, leverage=leverage, allow_short=allow_short, name=name)
+    target, changes = _target_array(
+        raw, index, leverage=leverage, allow_short=allow_short, name=name
+    )
 
     start = _start_position(trade_start, index)
     fund_idx, fund_rate = _funding_events(funding, index, start)
-    max_trades = int(np.count_nonzero(target[1:] != target[:-1])) + 2
     equity_a, units_a, t_int, t_flt, totals = K.simulate(
         o, h, lo, c, _readonly(target), start, initial_capital, fee_rate, slip_rate,
-        sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), max_trades,
+        sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), changes + 2,
     )  # fmt: skip
 
     out_index = index[start:]
-    equity = pd.Series(equity_a, index=out_index, name="equity")
-    prev = np.empty_like(equity_a)
-    prev[0] = initial_capital
-    prev[1:] = equity_a[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ret = np.where(prev > 0.0, equity_a / prev - 1.0, 0.0)
-    returns = pd.Series(ret, index=out_index, name="returns")
-    positions = pd.Series(units_a, index=out_index, name="position")
+    times = _readonly(np.ascontiguousarray(out_index.asi8))
+    returns_a, path = K.summarize(equity_a, units_a, initial_capital, times)
+    equity = pd.Series(equity_a, index=out_index, name="equity", copy=False)
+    returns = pd.Series(returns_a, index=out_index, name="returns", copy=False)
+    positions = pd.Series(units_a, index=out_index, name="position", copy=False)
     trades = _trades_frame(t_int, t_flt, index, c, float(units_a[-1]))
 
-    spacing = infer_bar_spacing(index)
     if periods_per_year is not None:
         ppy = _check_number("periods_per_year", periods_per_year, low=1e-12)
     else:
         ppy = float(pd.Timedelta(days=DAYS_PER_YEAR) / spacing)
     stats = _stats(
         equity,
-        returns,
-        units_a,
+        path,
         trades,
         totals,
         initial_capital=initial_capital,
@@ -454,7 +469,7 @@ def run(
         trades=trades,
         stats=stats,
         params=used_params,
-        signal=pd.Series(target, index=index, name="target"),
+        signal=pd.Series(target, index=index, name="target", copy=False),
         data=data,
         strategy=name,
         config=config,

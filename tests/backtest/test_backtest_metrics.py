@@ -124,3 +124,27 @@ def test_nan_input_is_a_clear_error() -> None:
         M.sharpe_ratio([0.01, float("nan")], periods_per_year=365)
     with pytest.raises(DataError, match="periods_per_year"):
         M.sharpe_ratio([0.01, 0.02])
+
+
+def test_engine_stats_equal_the_metric_functions_on_its_output() -> None:
+    from chimera_lab.backtest import run
+    from chimera_lab.data.synthetic import make_ohlcv
+
+    res = run(make_ohlcv(3_000, seed=12, volatility=0.003), "breakout", lookback=30)
+    s, eq, r = res.stats, res.equity, res.returns
+    cap = s["initial_capital"]
+    pd.testing.assert_series_equal(r, M.to_returns(eq, initial=cap), check_names=False)
+    assert s["sharpe"] == pytest.approx(M.sharpe_ratio(r), rel=1e-9)
+    assert s["sortino"] == pytest.approx(M.sortino_ratio(r), rel=1e-9)
+    assert s["volatility"] == pytest.approx(M.annual_volatility(r), rel=1e-9)
+    assert s["total_return"] == pytest.approx(M.total_return(r), rel=1e-9)
+    assert s["cagr"] == pytest.approx(M.cagr(r), rel=1e-9)
+    assert s["calmar"] == pytest.approx(M.calmar_ratio(r), rel=1e-9)
+    assert s["max_drawdown"] == pytest.approx(M.max_drawdown(eq, initial=cap), rel=1e-12)
+    assert s["max_drawdown_duration"] == M.max_drawdown_duration(eq, initial=cap)
+    assert s["exposure"] == M.exposure_time(res.positions)
+    assert s["win_rate"] == M.win_rate(res.trades)
+    assert s["profit_factor"] == pytest.approx(M.profit_factor(res.trades))
+    assert s["fees"] == pytest.approx(M.total_fees(res.trades), rel=1e-9)
+    assert s["n_trades"] == M.n_trades(res.trades) > 10
+    assert s["final_equity"] == pytest.approx(cap * (1 + s["total_return"]), rel=1e-9)

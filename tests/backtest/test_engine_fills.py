@@ -216,7 +216,8 @@ def test_bankruptcy_closes_the_position_and_stops_trading() -> None:
         (lambda d: d.assign(low=d["open"] + 1), "low above"),
         (lambda d: d.assign(close=np.nan), "missing"),
         (lambda d: d.tz_localize(None), "tz-aware"),
-        (lambda d: d.iloc[::-1], "sorted"),
+        (lambda d: d.iloc[::-1], "not strictly increasing"),
+        (lambda d: d.iloc[[0, 1, 1]], "drop duplicate timestamps"),
         (lambda d: d.drop(columns="high"), "lacks column"),
     ],
 )
