@@ -366,7 +366,10 @@ def run(
     periods_per_year : float, optional
         Annualisation factor; inferred from the bar spacing (365-day years) by default.
     **params
-        Strategy parameters (checked against its signature).
+        Strategy parameters (checked against its signature). A strategy that declares a
+        parameter named ``allow_short``, ``fee_bps`` or ``slippage_bps`` receives the
+        engine's value unless one is given (the ``kelly`` strategy uses this to simulate its
+        base trades the way this backtest takes them).
 
     Returns
     -------
@@ -412,6 +415,10 @@ def run(
     else:
         spec = resolve_strategy(strategy)
         name = spec.name
+        context = {"allow_short": allow_short, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        for key, value in context.items():
+            if key in spec.parameters and key not in params:
+                params[key] = value
         checked = spec.check_params(params)
         used_params = {**spec.defaults, **checked}
         raw = spec.func(data, **checked)

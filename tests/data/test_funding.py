@@ -32,7 +32,8 @@ def test_epoch_milliseconds_and_exchange_column_names(tmp_path: Path) -> None:
     path = tmp_path / "bitget.csv"
     t0 = pd.Timestamp("2024-01-01 08:00", tz="UTC").value // 10**6
     path.write_text(
-        f"symbol,fundingRate,fundingTime\nBTCUSDT,0.0001,{t0 + 3}\nBTCUSDT,1e-4,{t0 + 8 * 3600_000}\n"
+        "symbol,fundingRate,fundingTime\n"
+        f"BTCUSDT,0.0001,{t0 + 3}\nBTCUSDT,1e-4,{t0 + 8 * 3600_000}\n"
     )
     rates = load_funding(path)
     assert rates.index.tolist() == [

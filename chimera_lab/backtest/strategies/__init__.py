@@ -31,6 +31,7 @@ from chimera_lab.backtest.strategies._registry import (
     strategy,
     unregister,
 )
+from chimera_lab.backtest.strategies.kelly import kelly
 from chimera_lab.backtest.strategies.technical import (
     bollinger_reversion,
     breakout,
@@ -44,6 +45,7 @@ __all__ = [
     "bollinger_reversion",
     "breakout",
     "get",
+    "kelly",
     "load_strategy",
     "names",
     "resolve_strategy",
