@@ -78,15 +78,14 @@ def check_bars(open_, high, low, close, times):  # type: ignore[no-untyped-def] 
 
 
 @njit(cache=True)
-def prepare_target(values, leverage, allow_short):  # type: ignore[no-untyped-def]  # numba kernel
-    """Return ``(target, first_bad, n_changes)`` from a strategy's raw exposures.
+def prepare_target(values, leverage, allow_short, out):  # type: ignore[no-untyped-def]  # numba kernel
+    """Write the cleaned target into ``out``; return ``(first_bad, n_changes)``.
 
     NaN becomes 0 (flat); negative values become 0 unless ``allow_short``; ``first_bad`` is
     the first position whose absolute exposure exceeds ``leverage`` (or -1), ``n_changes``
     counts bars whose target differs from the previous bar's.
     """
     n = values.shape[0]
-    out = np.empty(n)
     bad = -1
     changes = 0
     limit = leverage * (1.0 + 1e-12)
@@ -103,20 +102,19 @@ def prepare_target(values, leverage, allow_short):  # type: ignore[no-untyped-de
         if i > 0 and x != prev:
             changes += 1
         prev = x
-    return out, bad, changes
+    return bad, changes
 
 
 @njit(cache=True)
-def summarize(equity, units, initial, times):  # type: ignore[no-untyped-def]  # numba kernel
-    """Per-bar returns and the path statistics of an equity curve, in two passes.
+def summarize(equity, units, initial, times, ret):  # type: ignore[no-untyped-def]  # numba kernel
+    """Write per-bar returns into ``ret``; return the path statistics, in two passes.
 
-    Returns ``(returns, stats)`` with ``stats`` = [growth (prod of 1 + r), mean return,
+    Returns ``stats`` = [growth (prod of 1 + r), mean return,
     sample std of returns, downside deviation (below 0, over all bars), max drawdown,
     longest drawdown in ``times`` units, bars with a position, mean equity]. Definitions
     are those of :mod:`chimera_lab.backtest.metrics` (the tests check they agree).
     """
     n = equity.shape[0]
-    ret = np.empty(n)
     prev = initial
     total = 0.0
     growth = 1.0
@@ -167,7 +165,7 @@ def summarize(equity, units, initial, times):  # type: ignore[no-untyped-def]  #
     stats = np.array(
         [growth, mean, std, np.sqrt(down / n), max_dd, float(max_dur), float(exposed), eq_sum / n]
     )
-    return ret, stats
+    return stats
 
 
 @njit(cache=True)
@@ -195,65 +193,6 @@ def hold_until_exit(enter_long, exit_long, enter_short, exit_short):  # type: ig
 
 
 @njit(cache=True)
-def _fill(  # type: ignore[no-untyped-def]  # numba kernel
-    delta,
-    price,
-    i,
-    reason,
-    units,
-    cash,
-    cur,
-    n_trades,
-    fee_rate,
-    t_int,
-    t_flt,
-):
-    # Apply a fill of `delta` units at `price` (slippage already included) at bar i, with the
-    # trade bookkeeping. Returns (units, cash, cur, n_trades, fee). A fill that crosses zero is
-    # split: the part that closes the open trade, then the part that opens a new one; the fee
-    # is split in proportion to units.
-    fee_total = abs(delta) * price * fee_rate
-    remaining = delta
-    if units != 0.0 and (delta > 0.0) != (units > 0.0):
-        close_qty = min(abs(delta), abs(units))
-        part = close_qty if delta > 0.0 else -close_qty
-        fee = fee_total * (close_qty / abs(delta))
-        t_flt[cur, T_EXIT_VALUE] += close_qty * price
-        t_flt[cur, T_EXIT_UNITS] += close_qty
-        t_flt[cur, T_CASH] -= part * price
-        t_flt[cur, T_FEES] += fee
-        cash -= part * price + fee
-        if close_qty >= abs(units):
-            units = 0.0
-            t_int[cur, 1] = i
-            t_int[cur, 3] = reason
-            cur = -1
-        else:
-            units += part
-        remaining = delta - part
-    if remaining != 0.0:
-        if cur < 0:
-            cur = n_trades
-            n_trades += 1
-            t_int[cur, 0] = i
-            t_int[cur, 1] = -1
-            t_int[cur, 2] = 1 if remaining > 0.0 else -1
-            t_int[cur, 3] = REASON_OPEN
-            for k in range(T_NFIELDS):
-                t_flt[cur, k] = 0.0
-        fee = fee_total * (abs(remaining) / abs(delta))
-        t_flt[cur, T_ENTRY_VALUE] += abs(remaining) * price
-        t_flt[cur, T_ENTRY_UNITS] += abs(remaining)
-        t_flt[cur, T_CASH] -= remaining * price
-        t_flt[cur, T_FEES] += fee
-        cash -= remaining * price + fee
-        units += remaining
-        if abs(units) > t_flt[cur, T_SIZE]:
-            t_flt[cur, T_SIZE] = abs(units)
-    return units, cash, cur, n_trades, fee_total
-
-
-@njit(cache=True)
 def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     open_,
     high,
@@ -270,6 +209,8 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     fund_idx,
     fund_rate,
     max_trades,
+    equity,
+    units_out,
 ):
     """Simulate target-exposure trading bar by bar; see :func:`chimera_lab.backtest.run`.
 
@@ -277,19 +218,22 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     the first traded bar ``start``, scalar costs as fractions (``fee_rate = fee_bps / 1e4``),
     ``stop_loss``/``take_profit`` as fractions or NaN for none, ``rebalance_tol`` (inf for
     never), funding events as sorted bar indices ``fund_idx`` (charged at that bar's open)
-    with rates ``fund_rate``, and an upper bound on the number of trades.
+    with rates ``fund_rate``, an upper bound on the number of trades, and the output arrays
+    ``equity`` and ``units_out`` of length n - start (allocated by the caller: numpy asks the
+    kernel for huge pages on large arrays, which makes first-touch page faults far cheaper
+    than numba's own allocations).
+
+    Each bar has three moments at which a fill can happen: the open (the order decided at
+    the previous close, or closing a bankrupt account), intrabar (a stop or target), and
+    the close (closing a bankrupt account). They share one fill routine below.
 
     Returns
     -------
-    equity, units : float64 arrays of length n - start (marked at each close)
     t_int : int64 (n_trades, 4) entry bar, exit bar (-1 while open), side, exit reason
     t_flt : float64 (n_trades, T_NFIELDS) trade accumulators (see the T_* columns)
     totals : float64 [fees, funding, traded notional]
     """
     n = close.shape[0]
-    m = n - start
-    equity = np.empty(m)
-    units_out = np.empty(m)
     t_int = np.empty((max_trades, 4), dtype=np.int64)
     t_flt = np.empty((max_trades, T_NFIELDS))
     use_sl = not np.isnan(stop_loss)
@@ -318,7 +262,7 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
             units_out[i - start] = 0.0
             continue
 
-        # 1. Funding events of this bar, on the position carried in, at the open price.
+        # Funding events of this bar, on the position carried in, at the open price.
         while j < n_fund and fund_idx[j] == i:
             if units != 0.0:
                 pay = units * o * fund_rate[j]
@@ -327,103 +271,141 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
                 t_flt[cur, T_FUNDING] += pay
             j += 1
 
-        # 2. The order decided at the previous close, filled at this open.
-        if i > 0:
-            tgt = target[i - 1]
-            eq_open = cash + units * o
-            if eq_open <= 0.0:
-                if units != 0.0:
-                    px = o * (1.0 - slip_rate) if units > 0.0 else o * (1.0 + slip_rate)
-                    notional += abs(units) * px
-                    units, cash, cur, n_trades, fee = _fill(
-                        -units, px, i, REASON_BANKRUPT, units, cash, cur, n_trades,
-                        fee_rate, t_int, t_flt,
-                    )  # fmt: skip
-                    fees += fee
-                bankrupt = True
-                equity[i - start] = cash
-                units_out[i - start] = 0.0
-                continue
-            trade = False
-            if tgt != last_target:
-                trade = True
-                last_target = tgt
-            elif rebalance and units != 0.0:
-                if abs(units * o / eq_open - tgt) > rebalance_tol:
-                    trade = True
-            if trade:
-                if tgt == 0.0:
-                    delta = -units
+        # Fast path: no order, no stop to check, solvent at the open and the close.
+        c = close[i]
+        if not (
+            (i > 0 and (target[i - 1] != last_target or (rebalance and units != 0.0)))
+            or (units != 0.0 and (use_stops or cash + units * o <= 0.0 or cash + units * c <= 0.0))
+        ):
+            equity[i - start] = cash + units * c
+            units_out[i - start] = units
+            continue
+
+        for phase in range(3):
+            delta = 0.0
+            px = 0.0
+            reason = REASON_SIGNAL
+            if phase == 0:
+                # The order decided at the previous close, filled at this open.
+                if i == 0:
+                    continue
+                tgt = target[i - 1]
+                eq_open = cash + units * o
+                if eq_open <= 0.0:
+                    bankrupt = True
+                    if units != 0.0:
+                        delta = -units
+                        px = o * (1.0 - slip_rate) if units > 0.0 else o * (1.0 + slip_rate)
+                        reason = REASON_BANKRUPT
                 else:
-                    gap = tgt * eq_open - units * o
-                    if gap > 0.0:
-                        cost = slip_rate + (1.0 + slip_rate) * fee_rate
-                        delta = gap / (o * (1.0 + tgt * cost))
-                    elif gap < 0.0:
-                        cost = slip_rate + (1.0 - slip_rate) * fee_rate
-                        delta = gap / (o * (1.0 - tgt * cost))
-                    else:
-                        delta = 0.0
-                if delta != 0.0:
-                    px = o * (1.0 + slip_rate) if delta > 0.0 else o * (1.0 - slip_rate)
-                    notional += abs(delta) * px
-                    units, cash, cur, n_trades, fee = _fill(
-                        delta, px, i, REASON_SIGNAL, units, cash, cur, n_trades,
-                        fee_rate, t_int, t_flt,
-                    )  # fmt: skip
-                    fees += fee
-
-        # 3. Stop-loss / take-profit, intrabar, from the trade's average entry price.
-        if use_stops and units != 0.0:
-            entry = t_flt[cur, T_ENTRY_VALUE] / t_flt[cur, T_ENTRY_UNITS]
-            h = high[i]
-            lo = low[i]
-            level = 0.0
-            reason = -1
-            if units > 0.0:
-                sl_px = entry * (1.0 - stop_loss)
-                tp_px = entry * (1.0 + take_profit)
-                if use_sl and o <= sl_px:
-                    level, reason = o, REASON_STOP_LOSS
-                elif use_tp and o >= tp_px:
-                    level, reason = o, REASON_TAKE_PROFIT
-                elif use_sl and lo <= sl_px:
-                    level, reason = sl_px, REASON_STOP_LOSS
-                elif use_tp and h >= tp_px:
-                    level, reason = tp_px, REASON_TAKE_PROFIT
-            else:
-                sl_px = entry * (1.0 + stop_loss)
-                tp_px = entry * (1.0 - take_profit)
-                if use_sl and o >= sl_px:
-                    level, reason = o, REASON_STOP_LOSS
-                elif use_tp and o <= tp_px:
-                    level, reason = o, REASON_TAKE_PROFIT
-                elif use_sl and h >= sl_px:
-                    level, reason = sl_px, REASON_STOP_LOSS
-                elif use_tp and lo <= tp_px:
-                    level, reason = tp_px, REASON_TAKE_PROFIT
-            if reason >= 0:
+                    trade = False
+                    if tgt != last_target:
+                        trade = True
+                        last_target = tgt
+                    elif rebalance and units != 0.0:
+                        trade = abs(units * o / eq_open - tgt) > rebalance_tol
+                    if trade:
+                        if tgt == 0.0:
+                            delta = -units
+                        else:
+                            gap = tgt * eq_open - units * o
+                            if gap > 0.0:
+                                cost = slip_rate + (1.0 + slip_rate) * fee_rate
+                                delta = gap / (o * (1.0 + tgt * cost))
+                            elif gap < 0.0:
+                                cost = slip_rate + (1.0 - slip_rate) * fee_rate
+                                delta = gap / (o * (1.0 - tgt * cost))
+                        px = o * (1.0 + slip_rate) if delta > 0.0 else o * (1.0 - slip_rate)
+            elif phase == 1:
+                # Stop-loss / take-profit, intrabar, from the trade's average entry price.
+                if bankrupt or not use_stops or units == 0.0:
+                    continue
+                entry = t_flt[cur, T_ENTRY_VALUE] / t_flt[cur, T_ENTRY_UNITS]
+                level = 0.0
+                reason = -1
+                if units > 0.0:
+                    sl_px = entry * (1.0 - stop_loss)
+                    tp_px = entry * (1.0 + take_profit)
+                    if use_sl and o <= sl_px:
+                        level, reason = o, REASON_STOP_LOSS
+                    elif use_tp and o >= tp_px:
+                        level, reason = o, REASON_TAKE_PROFIT
+                    elif use_sl and low[i] <= sl_px:
+                        level, reason = sl_px, REASON_STOP_LOSS
+                    elif use_tp and high[i] >= tp_px:
+                        level, reason = tp_px, REASON_TAKE_PROFIT
+                else:
+                    sl_px = entry * (1.0 + stop_loss)
+                    tp_px = entry * (1.0 - take_profit)
+                    if use_sl and o >= sl_px:
+                        level, reason = o, REASON_STOP_LOSS
+                    elif use_tp and o <= tp_px:
+                        level, reason = o, REASON_TAKE_PROFIT
+                    elif use_sl and high[i] >= sl_px:
+                        level, reason = sl_px, REASON_STOP_LOSS
+                    elif use_tp and low[i] <= tp_px:
+                        level, reason = tp_px, REASON_TAKE_PROFIT
+                if reason < 0:
+                    continue
+                delta = -units
                 px = level * (1.0 - slip_rate) if units > 0.0 else level * (1.0 + slip_rate)
-                notional += abs(units) * px
-                units, cash, cur, n_trades, fee = _fill(
-                    -units, px, i, reason, units, cash, cur, n_trades, fee_rate, t_int, t_flt
-                )
-                fees += fee
+            else:
+                # Mark to market at the close; a non-positive equity ends the account.
+                if bankrupt or units == 0.0 or cash + units * c > 0.0:
+                    continue
+                bankrupt = True
+                delta = -units
+                px = c * (1.0 - slip_rate) if units > 0.0 else c * (1.0 + slip_rate)
+                reason = REASON_BANKRUPT
+            if delta == 0.0:
+                continue
 
-        # 4. Mark to market at the close; a non-positive equity ends the account.
-        eq = cash + units * close[i]
-        if eq <= 0.0 and units != 0.0:
-            c = close[i]
-            px = c * (1.0 - slip_rate) if units > 0.0 else c * (1.0 + slip_rate)
-            notional += abs(units) * px
-            units, cash, cur, n_trades, fee = _fill(
-                -units, px, i, REASON_BANKRUPT, units, cash, cur, n_trades, fee_rate, t_int, t_flt
-            )
-            fees += fee
-            bankrupt = True
-            eq = cash
-        equity[i - start] = eq
+            # The fill: `delta` units at `px` (slippage included). A fill that crosses zero
+            # is split into the part closing the open trade and the part opening a new one;
+            # the fee is split in proportion to units.
+            fee_total = abs(delta) * px * fee_rate
+            fees += fee_total
+            notional += abs(delta) * px
+            remaining = delta
+            if units != 0.0 and (delta > 0.0) != (units > 0.0):
+                close_qty = min(abs(delta), abs(units))
+                part = close_qty if delta > 0.0 else -close_qty
+                fee = fee_total * (close_qty / abs(delta))
+                t_flt[cur, T_EXIT_VALUE] += close_qty * px
+                t_flt[cur, T_EXIT_UNITS] += close_qty
+                t_flt[cur, T_CASH] -= part * px
+                t_flt[cur, T_FEES] += fee
+                cash -= part * px + fee
+                if close_qty >= abs(units):
+                    units = 0.0
+                    t_int[cur, 1] = i
+                    t_int[cur, 3] = reason
+                    cur = -1
+                else:
+                    units += part
+                remaining = delta - part
+            if remaining != 0.0:
+                if cur < 0:
+                    cur = n_trades
+                    n_trades += 1
+                    t_int[cur, 0] = i
+                    t_int[cur, 1] = -1
+                    t_int[cur, 2] = 1 if remaining > 0.0 else -1
+                    t_int[cur, 3] = REASON_OPEN
+                    for k in range(T_NFIELDS):
+                        t_flt[cur, k] = 0.0
+                fee = fee_total * (abs(remaining) / abs(delta))
+                t_flt[cur, T_ENTRY_VALUE] += abs(remaining) * px
+                t_flt[cur, T_ENTRY_UNITS] += abs(remaining)
+                t_flt[cur, T_CASH] -= remaining * px
+                t_flt[cur, T_FEES] += fee
+                cash -= remaining * px + fee
+                units += remaining
+                if abs(units) > t_flt[cur, T_SIZE]:
+                    t_flt[cur, T_SIZE] = abs(units)
+
+        equity[i - start] = cash + units * c if not bankrupt else cash
         units_out[i - start] = units
 
     totals = np.array([fees, funding, notional])
-    return equity, units_out, t_int[:n_trades], t_flt[:n_trades], totals
+    return t_int[:n_trades], t_flt[:n_trades], totals

@@ -53,6 +53,8 @@ __all__ = ["StrategyLike", "run"]
 
 log = get_logger(__name__)
 
+_SIDES = ["long", "short"]
+
 FloatArray = npt.NDArray[np.float64]
 StrategyLike = str | Callable[..., Any] | StrategySpec | pd.Series | np.ndarray
 """A registered name, a callable, ``"file.py:function"``, or a precomputed exposure series."""
@@ -153,7 +155,8 @@ def _target_array(
                 f"strategy {name!r} returned shape {values.shape}, expected ({len(index)},)"
             )
     values = _readonly(np.ascontiguousarray(values))
-    out, bad, changes = K.prepare_target(values, float(leverage), bool(allow_short))
+    out = np.empty(len(values))
+    bad, changes = K.prepare_target(values, float(leverage), bool(allow_short), out)
     if bad >= 0:
         raise DataError(
             f"strategy {name!r} asks for exposure {float(values[bad]):g} at bar {index[bad]}, "
@@ -233,12 +236,14 @@ def _trades_frame(
         )
     mark = np.where(is_open, last_units * last_close, 0.0)
     pnl = t_flt[:, K.T_CASH] + mark - t_flt[:, K.T_FEES] - t_flt[:, K.T_FUNDING]
-    reason = np.asarray(K.REASON_NAMES, dtype=object)[t_int[:, 3]]
+    # Categoricals from integer codes: no per-row string objects.
+    reason = pd.Categorical.from_codes(t_int[:, 3], categories=list(K.REASON_NAMES))
+    side = pd.Categorical.from_codes((t_int[:, 2] < 0).astype(np.int8), categories=_SIDES)
     frame = pd.DataFrame(
         {
             "entry_time": index[entry_bar],
             "exit_time": index[exit_bar],
-            "side": np.where(t_int[:, 2] > 0, "long", "short"),
+            "side": side,
             "size": t_flt[:, K.T_SIZE],
             "entry_price": entry_price,
             "exit_price": exit_price,
@@ -428,14 +433,16 @@ def run(
 
     start = _start_position(trade_start, index)
     fund_idx, fund_rate = _funding_events(funding, index, start)
-    equity_a, units_a, t_int, t_flt, totals = K.simulate(
+    m = len(index) - start
+    equity_a, units_a, returns_a = np.empty(m), np.empty(m), np.empty(m)
+    t_int, t_flt, totals = K.simulate(
         o, h, lo, c, _readonly(target), start, initial_capital, fee_rate, slip_rate,
-        sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), changes + 2,
+        sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), changes + 2, equity_a, units_a,
     )  # fmt: skip
 
     out_index = index[start:]
     times = _readonly(np.ascontiguousarray(out_index.asi8))
-    returns_a, path = K.summarize(equity_a, units_a, initial_capital, times)
+    path = K.summarize(equity_a, units_a, initial_capital, times, returns_a)
     equity = pd.Series(equity_a, index=out_index, name="equity", copy=False)
     returns = pd.Series(returns_a, index=out_index, name="returns", copy=False)
     positions = pd.Series(units_a, index=out_index, name="position", copy=False)
