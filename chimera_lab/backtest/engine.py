@@ -237,8 +237,10 @@ def _trades_frame(
     mark = np.where(is_open, last_units * last_close, 0.0)
     pnl = t_flt[:, K.T_CASH] + mark - t_flt[:, K.T_FEES] - t_flt[:, K.T_FUNDING]
     # Categoricals from integer codes: no per-row string objects.
-    reason = pd.Categorical.from_codes(t_int[:, 3], categories=list(K.REASON_NAMES))
-    side = pd.Categorical.from_codes((t_int[:, 2] < 0).astype(np.int8), categories=_SIDES)
+    reason = pd.Categorical.from_codes(t_int[:, 3], dtype=pd.CategoricalDtype(list(K.REASON_NAMES)))
+    side = pd.Categorical.from_codes(
+        (t_int[:, 2] < 0).astype(np.int8), dtype=pd.CategoricalDtype(_SIDES)
+    )
     frame = pd.DataFrame(
         {
             "entry_time": index[entry_bar],
