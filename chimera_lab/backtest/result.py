@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -121,9 +122,12 @@ class BacktestResult:
     @property
     def exposure(self) -> pd.Series:
         """Position value over equity at each close (the realised exposure)."""
-        close = self.data["close"].reindex(self.positions.index)
-        out = self.positions * close / self.equity.where(self.equity > 0)
-        return out.rename("exposure")
+        close = self.data["close"].to_numpy()[len(self.data) - len(self.positions) :]
+        value = self.positions.to_numpy() * close
+        equity = self.equity.to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(equity > 0, value / equity, np.nan)
+        return pd.Series(out, index=self.positions.index, name="exposure")
 
     @property
     def drawdown(self) -> pd.Series:

@@ -259,3 +259,22 @@ def test_trade_pnl_adds_up_to_the_equity_change(small_ohlcv: pd.DataFrame) -> No
         res.stats["final_equity"] - res.stats["initial_capital"], rel=1e-9
     )
     assert res.trades["fees"].sum() == pytest.approx(res.stats["fees"], rel=1e-9)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_any_index_resolution_gives_the_same_backtest(unit: str) -> None:
+    from chimera_lab.data.synthetic import make_ohlcv
+
+    data = make_ohlcv(600, seed=4, timeframe="1h")
+    funding_times = pd.date_range("2024-01-01", periods=80, freq="8h", tz="UTC")
+    funding = pd.Series(0.0001, index=funding_times)
+    want = run(data, "sma_cross", fast=5, slow=20, funding=funding)
+    other = data.copy()
+    other.index = other.index.as_unit(unit)
+    got = run(
+        other, "sma_cross", fast=5, slow=20, funding=funding.set_axis(funding_times.as_unit(unit))
+    )
+    np.testing.assert_array_equal(got.equity.to_numpy(), want.equity.to_numpy())
+    for key in ("funding", "max_drawdown_duration", "periods_per_year", "cagr"):
+        assert got.stats[key] == want.stats[key]
+    assert want.stats["funding"] > 0
