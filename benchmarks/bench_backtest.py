@@ -17,7 +17,8 @@ the next bar's open, fractional all-in sizing):
 Final equities are printed side by side; each must agree with the engine to 1e-6 relative.
 Results go to ``benchmarks/results/bench_backtest.json``.
 
-Usage: ``python benchmarks/bench_backtest.py [--sizes 1000000 10000000] [--repeats 5]``
+Usage: ``python benchmarks/bench_backtest.py [--sizes 1000000 10000000] [--repeats 5]
+[--output FILE]``
 """
 
 from __future__ import annotations
@@ -341,6 +342,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-reference", action="store_true", help="skip the pure-Python sim")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args()
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}")
@@ -385,9 +387,9 @@ def main() -> int:
         "sizes": sizes,
         "memory": memory,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(REPO)}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(f"\nwrote {args.output}")
     return 0 if all(s["agree_1e-6"] for s in sizes) else 1
 
 
