@@ -31,7 +31,6 @@ def chimera(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
-@pytest.mark.slow
 def test_kelly_on_the_real_sample_reproduced_by_hand(
     capsys: pytest.CaptureFixture[str], samples_dir: Path, tmp_path: Path
 ) -> None:

@@ -78,7 +78,7 @@ def _frame(s: dict[str, object]) -> pd.DataFrame:
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_kernel_matches_reference_on_equity_and_every_trade(s: dict[str, object]) -> None:
     data = _frame(s)
