@@ -162,3 +162,21 @@ def test_buy_and_hold_on_the_daily_sample_by_hand(samples_dir: Path) -> None:
     assert res.stats["final_equity"] == pytest.approx(units * data["close"].iloc[-1], rel=1e-12)
     assert res.trades["exit_reason"].tolist() == ["open"]
     assert res.stats["n_bars"] == len(data) == 2_932
+
+
+def test_bars_from_the_store(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
+    from chimera_lab.data import Store
+    from chimera_lab.data.samples import import_sample
+
+    import_sample(Store(store_url), "btcusdt_1m")
+    code, out, err = chimera(
+        capsys, "--symbol", "BTCUSDT", "--timeframe", "1m", "--store", store_url,
+        "--start", "2024-08-01", "--end", "2024-08-10", "--strategy", "sma_cross", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    stats = json.loads(out)
+    # the same bars from the file give the same backtest (--end is inclusive: 10 Aug 00:00)
+    data = load_ohlcv(Path(__file__).parents[2] / "data" / "samples" / BTC_1M)
+    t0, t1 = pd.Timestamp("2024-08-01", tz="UTC"), pd.Timestamp("2024-08-10", tz="UTC")
+    want = run(data.loc[t0:t1], "sma_cross")
+    assert stats["final_equity"] == pytest.approx(want.stats["final_equity"], rel=1e-12)
