@@ -219,15 +219,8 @@ def kelly_fraction(
     >>> kelly_fraction([0.4, 0.6], 0.02, 0.01)
     array([10., 40.])
     """
-    inputs = (win_probability, avg_win, avg_loss)
-    if (
-        loss_probability is None
-        and all(np.ndim(v) == 0 for v in inputs)
-        or (
-            loss_probability is not None
-            and all(np.ndim(v) == 0 for v in (*inputs, loss_probability))
-        )
-    ):
+    given = (win_probability, avg_win, avg_loss, loss_probability)
+    if all(np.ndim(v) == 0 for v in given if v is not None):
         pf = _check_scalar("win_probability", win_probability, lo=0.0, hi=1.0)
         wf = _check_scalar(
             "avg_win",

@@ -39,7 +39,6 @@ def test_daily_btc_crash_days_are_crisis(samples_dir: Path) -> None:
     assert 0.005 < days.mean() < 0.03  # crises are rare, but they are found
 
 
-@pytest.mark.slow
 def test_hourly_btc_crash_days_are_crisis(shared_data: Path) -> None:
     path = shared_data / "btcusdt_1h_binance_20180101_20260516.csv.gz"
     if not path.exists():
