@@ -6,7 +6,7 @@ machine code in ``__pycache__`` and later processes load it instead of compiling
 
 The fill rules implemented by :func:`simulate` are documented on
 :func:`chimera_lab.backtest.run` and in ``docs/backtest.md``; the tests compare this kernel
-with a deliberately simple pure-Python simulator (``tests/backtest/reference.py``).
+with a deliberately simple pure-Python simulator (``tests/backtest/bt_reference.py``).
 """
 
 from __future__ import annotations

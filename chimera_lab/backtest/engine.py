@@ -253,7 +253,10 @@ def _trades_frame(
             "return": pnl / t_flt[:, K.T_ENTRY_VALUE],
             "fees": t_flt[:, K.T_FEES],
             "funding": t_flt[:, K.T_FUNDING],
-            "bars_held": exit_bar - entry_bar,
+            # Bar closes at which the position was held: a closed trade exits at the open of
+            # exit_bar (held at the closes entry_bar .. exit_bar - 1); an open trade is held
+            # at the last close too.
+            "bars_held": exit_bar - entry_bar + is_open,
             "exit_reason": reason,
             "entry_bar": entry_bar,
             "exit_bar": exit_bar,

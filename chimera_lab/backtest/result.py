@@ -89,7 +89,9 @@ class BacktestResult:
         One row per trade (flat to flat, or until a flip), columns :data:`TRADE_COLUMNS`:
         entry/exit time and volume-weighted price (slippage included), side ``long``/``short``,
         size (largest absolute units held), pnl (after fees and funding), return (pnl over the
-        entry notional), fees, funding, bars held, exit reason (``signal``, ``stop_loss``,
+        entry notional), fees, funding, bars held (the bar closes at which the position was
+        held: ``exit_bar - entry_bar`` for a trade closed at the open of ``exit_bar``, one more
+        for a trade still open at the last close), exit reason (``signal``, ``stop_loss``,
         ``take_profit``, ``bankrupt``, or ``open`` for a trade still open at the end, marked
         at the last close without exit costs) and the bar positions. ``trades.pnl.sum()``
         equals ``final_equity - initial_capital``.

@@ -250,5 +250,6 @@ def _trades(fills, paid, close, last_units):
         t["entry_price"] = t["in_value"] / t["in_units"]
         t["pnl"] = t["cash"] + mark - t["fees"] - t["funding"]
         t["return"] = t["pnl"] / t["in_value"]
-        t["bars_held"] = t["exit_bar"] - t["entry_bar"]
+        # bar closes held: exit at the open of exit_bar, or still held at the last close
+        t["bars_held"] = t["exit_bar"] - t["entry_bar"] + (1 if is_open else 0)
     return trades

@@ -43,6 +43,17 @@ def test_signal_at_close_fills_at_next_open_with_fees_on_both_sides() -> None:
     assert res.stats["fees"] == approx(trade["fees"])
 
 
+def test_open_trade_counts_bars_held_like_a_closed_trade() -> None:
+    # Bought at bar 1's open and held at the closes of bars 1, 2, 3. Closed at bar 4's open it
+    # is a 3-bar trade; still open at bar 3's close (the last bar), it is a 3-bar trade too.
+    data = bars([100, 101, 102, 103, 104], [100.5, 101.5, 102.5, 103.5, 104.5])
+    closed = run(data, signal(data, [1, 1, 1, 0, 0]), fee_bps=0).trades.iloc[0]
+    assert (closed["exit_reason"], closed["exit_bar"], closed["bars_held"]) == ("signal", 4, 3)
+    cut = data.iloc[:4]
+    still = run(cut, signal(cut, [1, 1, 1, 1]), fee_bps=0).trades.iloc[0]
+    assert (still["exit_reason"], still["exit_bar"], still["bars_held"]) == ("open", 3, 3)
+
+
 def test_slippage_moves_buys_up_and_sells_down() -> None:
     data = bars([100, 100, 100, 100], [100, 100, 100, 100])
     res = run(data, signal(data, [1, 0, 0, 0]), fee_bps=0, slippage_bps=50)

@@ -1,4 +1,4 @@
-"""The numba kernel equals the pure-Python reference simulator (tests/backtest/reference.py).
+"""The numba kernel equals the pure-Python reference simulator (tests/backtest/bt_reference.py).
 
 Tolerance: 1e-9 relative on equity at every bar and on every trade field, with an absolute
 floor of 1e-9 x initial capital (so bars where an account is bankrupt near zero compare on

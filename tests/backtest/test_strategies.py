@@ -117,6 +117,11 @@ def test_bollinger_reversion_exits_at_the_middle_band() -> None:
         ("bollinger_reversion", {"k": -1.0}, "k > 0"),
         ("sma_cross", {"fats": 5}, "did you mean fast"),
         ("sma_cross", {"fast": 2.5}, "must be an int"),
+        ("sma_cross", {"fast": np.float64(5.0)}, "must be an int"),
+        ("sma_cross", {"fast": True}, "must be an int"),
+        ("sma_cross", {"fast": np.bool_(True)}, "must be an int"),
+        ("bollinger_reversion", {"k": False}, "must be a float"),
+        ("bollinger_reversion", {"k": "2"}, "must be a float"),
     ],
 )
 def test_invalid_parameters_raise_config_error(
@@ -124,6 +129,25 @@ def test_invalid_parameters_raise_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         run(make_ohlcv(50, seed=1), name, **params)
+
+
+def test_numpy_scalars_are_accepted_and_passed_on_as_python_numbers() -> None:
+    data = make_ohlcv(300, seed=4, volatility=0.004)
+    want = run(data, "sma_cross", fast=5, slow=20)
+    got = run(data, "sma_cross", fast=np.int64(5), slow=np.int32(20))
+    assert got.params == {"fast": 5, "slow": 20}
+    assert type(got.params["fast"]) is int and type(got.params["slow"]) is int
+    pd.testing.assert_series_equal(got.equity, want.equity)
+    # an integer for a float parameter, numpy floats too
+    spec = strategies.get("bollinger_reversion")
+    checked = spec.check_params({"k": np.int64(2), "period": np.uint8(10)})
+    assert checked == {"k": 2.0, "period": 10}
+    assert type(checked["k"]) is float and type(checked["period"]) is int
+    assert type(spec.check_params({"k": np.float32(1.5)})["k"]) is float
+    # a grid built with numpy: every combination runs
+    res = optimize(data, "sma_cross", {"fast": np.arange(5, 20, 5), "slow": np.array([30, 40])})
+    assert len(res.table) == 6 and res.table["error"].isna().all()
+    assert res.best_params in [{"fast": f, "slow": s} for f in (5, 10, 15) for s in (30, 40)]
 
 
 def test_optimize_over_a_default_grid_skips_invalid_combinations() -> None:

@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import importlib.util
 import inspect
+import numbers
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
+import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ConfigError
@@ -45,8 +47,9 @@ class StrategySpec:
 
     Calling the spec calls the function after checking the parameters: unknown names raise
     :class:`~chimera_lab.errors.ConfigError` with close matches, and a value of the wrong
-    type for an ``int``/``float``/``bool``/``str`` annotation is refused (an ``int`` is
-    accepted for a ``float``).
+    type for an ``int``/``float``/``bool``/``str`` annotation is refused. Numbers follow the
+    numeric tower: any integer (``int``, ``np.int64``, ...; not a bool) for ``int``, any real
+    number (integers included) for ``float``; the value is passed on as the plain Python type.
 
     Examples
     --------
@@ -139,19 +142,26 @@ _SIMPLE = {int: "an int", float: "a float", bool: "a bool", str: "a string"}
 
 
 def _coerce(name: str, key: str, value: Any, hint: Any) -> Any:
+    # Numbers are checked against the numeric tower, so numpy scalars (np.int64 from
+    # np.arange, np.float32, ...) pass and arrive as the plain Python type the annotation
+    # names. A bool is never an int or a float here, although Python says it is.
     if hint not in _SIMPLE:
         return value
-    ok = isinstance(value, hint)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool):
-        ok = False
+    is_bool = isinstance(value, bool | np.bool_)
+    if hint is bool:
+        ok, cast = is_bool, bool
+    elif hint is int:
+        ok, cast = isinstance(value, numbers.Integral) and not is_bool, int
+    elif hint is float:
+        ok, cast = isinstance(value, numbers.Real) and not is_bool, float
+    else:
+        ok, cast = isinstance(value, str), str
     if not ok:
         raise ConfigError(
             f"parameter {key!r} of strategy {name!r} must be {_SIMPLE[hint]}, "
             f"got {value!r} ({type(value).__name__})"
         )
-    return value
+    return cast(value)
 
 
 def _check_grid(spec: StrategySpec) -> None:
