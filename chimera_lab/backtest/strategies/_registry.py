@@ -148,6 +148,7 @@ def _coerce(name: str, key: str, value: Any, hint: Any) -> Any:
     if hint not in _SIMPLE:
         return value
     is_bool = isinstance(value, bool | np.bool_)
+    cast: Callable[[Any], Any]
     if hint is bool:
         ok, cast = is_bool, bool
     elif hint is int:
