@@ -217,6 +217,28 @@ def _check_number(name: str, value: Any, *, low: float, high: float = math.inf) 
     return x
 
 
+def _check_fraction(name: str, value: Any, *, below_one: bool = False) -> float:
+    # Stops are fractions of the entry price: a long's stop at entry x (1 - stop_loss) must
+    # stay above zero, so stop_loss < 1; a take-profit may exceed 100%.
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a fraction of the entry price, got {value!r}") from None
+    high = 1.0 if below_one else math.inf
+    if not (0.0 < x < high):
+        bound = "(0, 1)" if below_one else "> 0"
+        raise ConfigError(
+            f"{name} must be a fraction of the entry price {bound} (0.02 = 2%), got {value!r}"
+        )
+    return x
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def _trades_frame(
     t_int: npt.NDArray[np.int64],
     t_flt: FloatArray,
@@ -403,8 +425,9 @@ def run(
     fee_rate = _check_number("fee_bps", fee_bps, low=0.0, high=10_000.0) / 1e4
     slip_rate = _check_number("slippage_bps", slippage_bps, low=0.0, high=10_000.0) / 1e4
     leverage = _check_number("leverage", leverage, low=1e-12)
-    sl = math.nan if stop_loss is None else _check_number("stop_loss", stop_loss, low=1e-12)
-    tp = math.nan if take_profit is None else _check_number("take_profit", take_profit, low=1e-12)
+    sl = math.nan if stop_loss is None else _check_fraction("stop_loss", stop_loss, below_one=True)
+    tp = math.nan if take_profit is None else _check_fraction("take_profit", take_profit)
+    allow_short = _check_bool("allow_short", allow_short)
     tol = (
         math.inf
         if rebalance_tolerance is None

@@ -69,12 +69,25 @@ ArrayLike = pd.Series | npt.NDArray[np.float64] | Sequence[float]
 
 
 def _values(x: ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    arr = x.to_numpy(dtype=np.float64) if isinstance(x, pd.Series) else np.asarray(x, np.float64)
+    # Every metric's input check: numeric, one-dimensional, finite (NaN and +-inf refused).
+    try:
+        if isinstance(x, pd.Series):
+            arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        what = f"dtype {x.dtype}" if isinstance(x, pd.Series) else type(x).__name__
+        raise DataError(f"{name} must be numeric, got {what}") from None
     if arr.ndim != 1:
         raise DataError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if np.isnan(arr).any():
-        pos = int(np.flatnonzero(np.isnan(arr))[0])
-        raise DataError(f"{name} has a NaN at position {pos}; drop or fill it first")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        what = "a NaN" if np.isnan(arr[pos]) else f"an infinite value ({arr[pos]})"
+        where = f" ({x.index[pos]})" if isinstance(x, pd.Series) else ""
+        raise DataError(
+            f"{name} has {what} at position {pos}{where}; drop or fill it first", row=pos + 1
+        )
     return arr
 
 
@@ -86,11 +99,19 @@ def _ratio(num: float, den: float) -> float:
     return math.copysign(math.inf, num)
 
 
+def _positive(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be a number > 0, got {value!r}") from None
+    if not (v > 0.0 and math.isfinite(v)):
+        raise DataError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
 def _ppy(x: ArrayLike, periods_per_year: float | None) -> float:
     if periods_per_year is not None:
-        if not periods_per_year > 0:
-            raise DataError(f"periods_per_year must be > 0, got {periods_per_year}")
-        return float(periods_per_year)
+        return _positive("periods_per_year", periods_per_year)
     if isinstance(x, pd.Series) and isinstance(x.index, pd.DatetimeIndex):
         return _periods_per_year(x.index)
     raise DataError(
@@ -286,11 +307,14 @@ def max_drawdown_duration(equity: pd.Series, *, initial: float | None = None) ->
     >>> max_drawdown_duration(pd.Series([10.0, 9.0, 9.5, 10.0, 11.0], index=idx))
     Timedelta('3 days 00:00:00')
     """
+    if not isinstance(equity, pd.Series) or not isinstance(equity.index, pd.DatetimeIndex):
+        raise DataError(
+            "max_drawdown_duration needs equity as a Series with a DatetimeIndex (time is "
+            f"measured on it), got {type(equity).__name__}"
+        )
     e = _values(equity, "equity")
     if e.size == 0:
         return pd.Timedelta(0)
-    if not isinstance(equity.index, pd.DatetimeIndex):
-        raise DataError("max_drawdown_duration needs equity with a DatetimeIndex")
     peak = np.maximum.accumulate(e)
     if initial is not None:
         np.maximum(peak, initial, out=peak)
@@ -331,6 +355,11 @@ def calmar_ratio(returns: pd.Series, *, years: float | None = None) -> float:
 
 def _pnl(trade_pnl: ArrayLike | pd.DataFrame) -> npt.NDArray[np.float64]:
     if isinstance(trade_pnl, pd.DataFrame):
+        if "pnl" not in trade_pnl.columns:
+            raise DataError(
+                "a trades frame needs a 'pnl' column (BacktestResult.trades), got "
+                f"{list(trade_pnl.columns)}"
+            )
         return _values(trade_pnl["pnl"], "pnl")
     return _values(trade_pnl, "trade P&L")
 
@@ -408,7 +437,13 @@ def total_fees(trades: pd.DataFrame) -> float:
     >>> total_fees(pd.DataFrame({"fees": [1.5, 2.0]}))
     3.5
     """
-    return float(trades["fees"].sum()) if len(trades) else 0.0
+    if not isinstance(trades, pd.DataFrame) or "fees" not in trades.columns:
+        cols = list(trades.columns) if isinstance(trades, pd.DataFrame) else type(trades).__name__
+        raise DataError(
+            f"total_fees needs a trades frame with a 'fees' column (BacktestResult.trades), "
+            f"got {cols}"
+        )
+    return float(_values(trades["fees"], "fees").sum()) if len(trades) else 0.0
 
 
 def exposure_time(positions: ArrayLike) -> float:

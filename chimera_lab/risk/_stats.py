@@ -119,10 +119,26 @@ def as_float_array(values: Any, name: str = "returns") -> tuple[FloatArray, pd.I
     return np.ascontiguousarray(arr), index
 
 
-def aggregate(returns: FloatArray, horizon: int) -> FloatArray:
-    """Compound simple returns over overlapping windows of ``horizon`` periods (NaN kept)."""
+def aggregate(
+    returns: FloatArray, horizon: int, *, index: pd.Index | None = None, name: str = "returns"
+) -> FloatArray:
+    """Compound simple returns over overlapping windows of ``horizon`` periods (NaN kept).
+
+    A return <= -1 (wealth wiped out or negative) cannot be compounded: it is a
+    :class:`DataError` naming the bar, not a silently dropped window.
+    """
     if horizon == 1:
         return returns
+    ruin = np.flatnonzero(returns <= -1.0)
+    if ruin.size:
+        pos = int(ruin[0])
+        where = f" at {index[pos]}" if index is not None else f" at position {pos}"
+        raise DataError(
+            f"{name} has a return of {returns[pos]:g}{where} ({ruin.size} <= -1 in all); "
+            f"{horizon}-period returns compound 1 + r, which must stay positive. Check the "
+            "prices (a zero or negative price), or use horizon=1",
+            row=pos + 1,
+        )
     if returns.size < horizon:
         return np.empty(0, dtype=np.float64)
     logs = np.lib.stride_tricks.sliding_window_view(np.log1p(returns), horizon).sum(axis=1)

@@ -195,6 +195,24 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     return v
 
 
+def _check_var_forecasts(var: Mapping[str, float] | None) -> None:
+    # A VaR forecast is a loss fraction >= 0 (NaN: no forecast, which refuses risk increases).
+    # A negative one would read as "no limit", so it is refused rather than trusted.
+    if var is None:
+        return
+    for sym, v in var.items():
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise DataError(f"VaR forecast for {sym} must be a number, got {v!r}") from None
+        if x < 0:
+            raise DataError(
+                f"VaR forecast for {sym} is {x:g}; VaR is a loss fraction per unit of notional "
+                ">= 0. A negative forecast (the loss quantile is a gain) would lift the VaR "
+                "limit: floor it at 0 explicitly if that is meant, or pass NaN for no forecast"
+            )
+
+
 def _as_regime(regime: Regime | str | None) -> Regime:
     if regime is None:
         return Regime.NORMAL
@@ -359,6 +377,7 @@ class RiskManager:
                 f"[{order.symbol!r}]"
             )
         price = _positive(f"price of {order.symbol}", price)
+        _check_var_forecasts(market_state.var)
         regime = _as_regime(market_state.regime)
         lim = regime_limits(s)[regime]
         positions = {k: float(v) for k, v in portfolio_state.positions.items()}

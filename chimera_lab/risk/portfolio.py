@@ -223,7 +223,7 @@ def portfolio_var(
         details["cornish_fisher"] = cornish_fisher
     else:
         if m == "historical":
-            scen = _aggregate_assets(values, h)
+            scen = _aggregate_assets(values, h, names)
             S.warn_thin_tail(scen.shape[0], c, "historical portfolio VaR")
             details["n_scenarios"] = int(scen.shape[0])
             p, rows = scen @ w, (lambda i: scen[i])
@@ -249,10 +249,13 @@ def portfolio_var(
     )
 
 
-def _aggregate_assets(values: FloatArray, horizon: int) -> FloatArray:
+def _aggregate_assets(values: FloatArray, horizon: int, names: list[Any]) -> FloatArray:
     if horizon == 1:
         return values
-    cols = [S.aggregate(values[:, j], horizon) for j in range(values.shape[1])]
+    cols = [
+        S.aggregate(values[:, j], horizon, name=f"returns of asset {names[j]!r}")
+        for j in range(values.shape[1])
+    ]
     out = np.column_stack(cols) if cols else np.empty((0, 0))
     if out.shape[0] == 0:
         raise DataError(f"fewer rows than the horizon ({horizon}); pass a longer history")

@@ -180,13 +180,13 @@ def value_at_risk(
     h = S.check_horizon(horizon)
     interp = S.check_interpolation(interpolation)
     alpha = 1.0 - c
-    raw, _ = S.as_float_array(returns)
+    raw, index = S.as_float_array(returns)
     clean = S.finite(raw, name="returns", need=2)
     n_obs = int(clean.size)
     if cornish_fisher and m != "parametric":
         raise ConfigError("cornish_fisher=True applies to method='parametric' only")
     if m == "historical":
-        agg = S.finite(S.aggregate(raw, h), name=f"{h}-period returns", need=1)
+        agg = S.finite(S.aggregate(raw, h, index=index), name=f"{h}-period returns", need=1)
         S.warn_thin_tail(agg.size, c, "historical VaR")
         q, tail = S.tail_quantile(agg, alpha, interp)
         return VaRResult(
@@ -326,7 +326,12 @@ def rolling_var(
     if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 2:
         raise ConfigError(f"window must be an integer >= 2, got {window!r}")
     w = int(window)
-    minp = w if min_periods is None else int(min_periods)
+    if min_periods is None:
+        minp = w
+    elif isinstance(min_periods, bool) or not isinstance(min_periods, int | np.integer):
+        raise ConfigError(f"min_periods must be an integer in [1, window={w}], got {min_periods!r}")
+    else:
+        minp = int(min_periods)
     if not 1 <= minp <= w:
         raise ConfigError(f"min_periods must be in [1, window={w}], got {min_periods!r}")
     if cornish_fisher and m != "parametric":

@@ -71,6 +71,19 @@ def _xlogy(x: float, y: float) -> float:
     return 0.0 if x == 0 else x * math.log(y)
 
 
+def _counts(n_exceedances: int, n_obs: int) -> tuple[int, int]:
+    # Whole numbers with 0 <= exceedances <= observations and at least one observation.
+    for name, v in (("n_exceedances", n_exceedances), ("n_obs", n_obs)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise ConfigError(f"{name} must be a whole number, got {v!r}")
+    n, x = int(n_obs), int(n_exceedances)
+    if n < 1 or not 0 <= x <= n:
+        raise ConfigError(
+            f"need n_obs >= 1 and 0 <= n_exceedances <= n_obs, got n_exceedances={x}, n_obs={n}"
+        )
+    return n, x
+
+
 def kupiec_test(n_exceedances: int, n_obs: int, confidence: float) -> tuple[float, float]:
     """Return Kupiec's proportion-of-failures LR statistic and its chi-square(1) p-value.
 
@@ -80,9 +93,7 @@ def kupiec_test(n_exceedances: int, n_obs: int, confidence: float) -> tuple[floa
     >>> round(lr, 4), round(p, 4)
     (5.0252, 0.025)
     """
-    n, x = int(n_obs), int(n_exceedances)
-    if n < 1 or not 0 <= x <= n:
-        raise ConfigError(f"need 0 <= n_exceedances <= n_obs and n_obs >= 1, got {x}, {n}")
+    n, x = _counts(n_exceedances, n_obs)
     p = 1.0 - S.check_confidence(confidence)
     pi = x / n
     null = _xlogy(n - x, 1.0 - p) + _xlogy(x, p)
@@ -137,7 +148,8 @@ def basel_zone(n_exceedances: int, n_obs: int = BASEL_WINDOW, confidence: float 
     ['green', 'yellow', 'yellow', 'red']
     """
     p = 1.0 - S.check_confidence(confidence)
-    cdf = float(stats.binom.cdf(int(n_exceedances), int(n_obs), p))
+    n, x = _counts(n_exceedances, n_obs)
+    cdf = float(stats.binom.cdf(x, n, p))
     # Compare at the table's printed precision (BCBS quotes 95.00% and 99.99% boundaries).
     cdf = round(cdf, 8)
     if cdf < 0.95:

@@ -126,6 +126,35 @@ def test_nan_input_is_a_clear_error() -> None:
         M.sharpe_ratio([0.01, 0.02])
 
 
+_IDX = pd.date_range("2024-01-01", periods=3, freq="1D", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: M.sharpe_ratio(pd.Series([0.1, np.inf, 0.2], index=_IDX)), "infinite value"),
+        (lambda: M.sortino_ratio([0.1, -np.inf], periods_per_year=365), "infinite value"),
+        (lambda: M.annual_volatility([0.1, np.inf], periods_per_year=365), "infinite value"),
+        (lambda: M.total_return([np.inf]), r"infinite value \(inf\) at position 0"),
+        (lambda: M.max_drawdown([100.0, np.inf]), "equity has an infinite value"),
+        (lambda: M.sharpe_ratio(["a", "b"], periods_per_year=1), "returns must be numeric"),
+        (lambda: M.sharpe_ratio(pd.Series(["a", "b"]), periods_per_year=1), "must be numeric"),
+        (lambda: M.sharpe_ratio(np.ones((2, 2)), periods_per_year=1), "one-dimensional"),
+        (lambda: M.sharpe_ratio([0.1, 0.2], periods_per_year="x"), "periods_per_year"),
+        (lambda: M.sharpe_ratio([0.1, 0.2], periods_per_year=np.inf), "periods_per_year"),
+        (lambda: M.max_drawdown_duration(np.array([1.0, 2.0])), "Series with a DatetimeIndex"),
+        (lambda: M.max_drawdown_duration(pd.Series([1.0, 2.0])), "Series with a DatetimeIndex"),
+        (lambda: M.total_fees(pd.DataFrame({"x": [1.0]})), "'fees' column"),
+        (lambda: M.total_fees([1.0, 2.0]), "'fees' column"),
+        (lambda: M.win_rate(pd.DataFrame({"x": [1.0]})), "'pnl' column"),
+        (lambda: M.profit_factor([1.0, np.nan]), "NaN at position 1"),
+    ],
+)
+def test_bad_inputs_raise_data_error_naming_the_problem(call: object, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        call()  # type: ignore[operator]
+
+
 def test_engine_stats_equal_the_metric_functions_on_its_output() -> None:
     from chimera_lab.backtest import run
     from chimera_lab.data.synthetic import make_ohlcv

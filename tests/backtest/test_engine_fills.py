@@ -239,18 +239,25 @@ def test_bad_bars_raise_data_error(mutate: object, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"initial_capital": 0},
-        {"fee_bps": -1},
-        {"leverage": 0},
-        {"stop_loss": -0.1},
-        {"trade_start": "2030-01-01"},
+        ({"initial_capital": 0}, "initial_capital"),
+        ({"fee_bps": -1}, "fee_bps"),
+        ({"leverage": 0}, "leverage"),
+        ({"stop_loss": -0.1}, r"stop_loss must be a fraction of the entry price \(0, 1\)"),
+        ({"stop_loss": 1.0}, r"stop_loss .* \(0, 1\)"),
+        ({"stop_loss": 1.5}, r"stop_loss .* \(0, 1\)"),
+        ({"stop_loss": "2%"}, "stop_loss"),
+        ({"take_profit": 0.0}, "take_profit .* > 0"),
+        ({"take_profit": float("nan")}, "take_profit"),
+        ({"allow_short": "no"}, "allow_short must be True or False"),
+        ({"allow_short": 1}, "allow_short must be True or False"),
+        ({"trade_start": "2030-01-01"}, "trade_start"),
     ],
 )
-def test_bad_settings_raise_config_error(kwargs: dict[str, object]) -> None:
+def test_bad_settings_raise_config_error(kwargs: dict[str, object], message: str) -> None:
     data = bars([100, 100, 100], [100, 100, 100])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=message):
         run(data, signal(data, [0, 0, 0]), **kwargs)  # type: ignore[arg-type]
 
 

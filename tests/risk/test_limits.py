@@ -154,6 +154,21 @@ def test_bad_inputs(order, book, prices, error, match) -> None:  # type: ignore[
         RiskManager(RS).check_order(order, book, MarketState(prices=prices))
 
 
+def test_negative_var_forecast_is_refused_not_read_as_unlimited() -> None:
+    rm = RiskManager(RS)
+    order = OrderRequest("BTCUSDT", "buy", 1.0)
+    for var in ({"BTCUSDT": -0.5}, {"BTCUSDT": 0.02, "ETHUSDT": -0.01}):
+        with pytest.raises(DataError, match="VaR forecast for .* is -0.0?[15]"):
+            rm.check_order(order, BOOK, MarketState(prices=PX, var=var))
+    with pytest.raises(DataError, match="must be a number"):
+        rm.check_order(order, BOOK, MarketState(prices=PX, var={"BTCUSDT": "high"}))
+    # zero VaR is a valid forecast (no VaR cap); NaN is "no forecast" (no risk increase)
+    free = rm.check_order(order, BOOK, MarketState(prices=PX, var={"BTCUSDT": 0.0}))
+    assert free.approved_quantity == 1.0 and free.metrics["var_after"] == 0.0
+    blocked = rm.check_order(order, BOOK, MarketState(prices=PX, var={"BTCUSDT": math.nan}))
+    assert blocked.approved_quantity == 0.0
+
+
 @settings(max_examples=120, deadline=None)
 @given(
     equity=st.floats(1_000, 1e7),

@@ -13,7 +13,7 @@ from scipy import integrate, stats
 
 from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
 from chimera_lab.risk import _stats as S
-from chimera_lab.risk import rolling_var, value_at_risk
+from chimera_lab.risk import portfolio_var, rolling_var, value_at_risk
 from chimera_lab.risk._kernels import INTERPOLATIONS, rolling_quantile
 
 INTERPS = list(INTERPOLATIONS)
@@ -161,6 +161,9 @@ def test_rolling_var_validation() -> None:
         rolling_var(r, 2, method="historic")
     with pytest.raises(DataError, match="infinite"):
         rolling_var(pd.Series([0.01, np.inf, 0.0]), 2)
+    for bad in ("a", 1.5, True):
+        with pytest.raises(ConfigError, match="min_periods must be an integer"):
+            rolling_var(r, 2, min_periods=bad)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ point estimates
@@ -326,3 +329,18 @@ def test_value_at_risk_rejects_bad_data() -> None:
         value_at_risk(pd.Series(["a", "b"]))
     with pytest.raises(DataError, match="one column"):
         value_at_risk(pd.DataFrame({"a": [0.1, 0.2], "b": [0.1, 0.2]}))
+
+
+def test_compounding_a_return_of_minus_100_percent_or_worse_is_an_error_naming_the_bar() -> None:
+    idx = pd.date_range("2024-01-01", periods=6, freq="1D", tz="UTC")
+    r = pd.Series([0.01, -0.02, -1.5, 0.03, -0.01, 0.02], index=idx)
+    with pytest.raises(DataError, match="return of -1.5 at 2024-01-03") as info:
+        value_at_risk(r, horizon=2)
+    assert info.value.row == 3
+    with pytest.raises(DataError, match="at position 2"):
+        value_at_risk(r.to_numpy(), horizon=3)
+    frame = pd.DataFrame({"a": [0.01, 0.02, -0.01, 0.0], "b": [0.01, -1.0, 0.02, 0.01]})
+    with pytest.raises(DataError, match="asset 'b' has a return of -1 at position 1"):
+        portfolio_var(frame, [0.5, 0.5], horizon=2)
+    # one period needs no compounding: a leveraged loss beyond -100% is a valid return
+    assert value_at_risk(r, horizon=1, confidence=0.8).var > 0

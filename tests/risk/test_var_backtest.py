@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from chimera_lab.errors import DataError
+from chimera_lab.errors import ConfigError, DataError
 from chimera_lab.risk import rolling_var
 from chimera_lab.risk.var_backtest import (
     basel_zone,
@@ -156,6 +156,22 @@ def test_rolling_var_backtest_end_to_end_and_coverage_table() -> None:
     assert {"exceedances", "expected", "kupiec_p", "christoffersen_p", "basel"} <= set(table)
     # fat tails: Gaussian VaR is exceeded more often than historical VaR
     assert tests["parametric"].n_exceedances > tests["historical"].n_exceedances
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((0, 0), "n_obs >= 1"),
+        ((-1,), "0 <= n_exceedances"),
+        ((251, 250), "n_exceedances <= n_obs"),
+        ((2.5,), "whole number"),
+        (("3",), "whole number"),
+    ],
+)
+def test_basel_zone_rejects_impossible_counts(args: tuple[object, ...], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        basel_zone(*args)  # type: ignore[arg-type]
+    assert basel_zone(np.int64(3), np.int64(250)) == "green"
 
 
 def test_var_backtest_errors() -> None:
