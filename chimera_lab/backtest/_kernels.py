@@ -18,10 +18,11 @@ __all__ = [
     "REASON_CODES",
     "REASON_NAMES",
     "check_bars",
+    "drawdown_stats",
     "hold_until_exit",
     "prepare_target",
+    "return_moments",
     "simulate",
-    "summarize",
 ]
 
 # Exit reasons of a trade (int8 in the kernel, strings in BacktestResult.trades).
@@ -106,66 +107,98 @@ def prepare_target(values, leverage, allow_short, out):  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def summarize(equity, units, initial, times, ret):  # type: ignore[no-untyped-def]  # numba kernel
-    """Write per-bar returns into ``ret``; return the path statistics, in two passes.
+def return_moments(r):  # type: ignore[no-untyped-def]  # numba kernel
+    """Return ``(mean, std, downside)`` of returns in two passes.
 
-    Returns ``stats`` = [growth (prod of 1 + r), mean return,
-    sample std of returns, downside deviation (below 0, over all bars), max drawdown,
-    longest drawdown in ``times`` units, bars with a position, mean equity]. Definitions
-    are those of :mod:`chimera_lab.backtest.metrics` (the tests check they agree).
+    ``std`` is the sample standard deviation (ddof=1, NaN for fewer than two values) and
+    ``downside`` the root mean square of ``min(r, 0)`` over all values (Sortino's downside
+    deviation with a zero target). The formulas that use them are in
+    :mod:`chimera_lab.backtest.metrics`.
+    """
+    n = r.shape[0]
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    # Four accumulators per sum: the additions no longer wait on each other (about 3x faster
+    # than one running sum) and the rounding is, if anything, smaller.
+    m = n - n % 4
+    a0 = a1 = a2 = a3 = 0.0
+    for i in range(0, m, 4):
+        a0 += r[i]
+        a1 += r[i + 1]
+        a2 += r[i + 2]
+        a3 += r[i + 3]
+    for i in range(m, n):
+        a0 += r[i]
+    mean = ((a0 + a1) + (a2 + a3)) / n
+    s0 = s1 = s2 = s3 = 0.0
+    d0 = d1 = d2 = d3 = 0.0
+    for i in range(0, m, 4):
+        x0 = r[i] - mean
+        x1 = r[i + 1] - mean
+        x2 = r[i + 2] - mean
+        x3 = r[i + 3] - mean
+        s0 += x0 * x0
+        s1 += x1 * x1
+        s2 += x2 * x2
+        s3 += x3 * x3
+        y0 = min(r[i], 0.0)
+        y1 = min(r[i + 1], 0.0)
+        y2 = min(r[i + 2], 0.0)
+        y3 = min(r[i + 3], 0.0)
+        d0 += y0 * y0
+        d1 += y1 * y1
+        d2 += y2 * y2
+        d3 += y3 * y3
+    for i in range(m, n):
+        x0 = r[i] - mean
+        s0 += x0 * x0
+        y0 = min(r[i], 0.0)
+        d0 += y0 * y0
+    ss = (s0 + s1) + (s2 + s3)
+    down = (d0 + d1) + (d2 + d3)
+    std = np.sqrt(ss / (n - 1)) if n > 1 else np.nan
+    return mean, std, np.sqrt(down / n)
+
+
+@njit(cache=True)
+def drawdown_stats(equity, initial, times):  # type: ignore[no-untyped-def]  # numba kernel
+    """Return ``(max_drawdown, longest_drawdown)`` of an equity curve in one pass.
+
+    The running peak starts at ``initial`` (NaN: at the first value). ``max_drawdown`` is
+    ``min(E_t / peak_t - 1)`` over bars with a positive peak, capped at 0. The longest
+    drawdown runs from the time of the bar that set a peak to the first bar back at or above
+    it, or to the last bar, in the units of ``times`` (int64, e.g. nanoseconds; pass an
+    empty array to skip it: it is then 0).
     """
     n = equity.shape[0]
-    prev = initial
-    total = 0.0
-    growth = 1.0
-    peak = initial
-    peak_t = times[0]
+    timed = times.shape[0] == n and n > 0
+    peak = initial if not np.isnan(initial) else -np.inf
+    peak_t = times[0] if timed else 0
     under = False
     max_dd = 0.0
     max_dur = 0
-    exposed = 0
-    eq_sum = 0.0
     for i in range(n):
         e = equity[i]
-        r = e / prev - 1.0 if prev > 0.0 else 0.0
-        ret[i] = r
-        total += r
-        growth *= 1.0 + r
-        prev = e
-        eq_sum += e
-        if units[i] != 0.0:
-            exposed += 1
         if e >= peak:
-            if under:
+            if under and timed:
                 dur = times[i] - peak_t
                 if dur > max_dur:
                     max_dur = dur
-                under = False
+            under = False
             peak = e
-            peak_t = times[i]
+            if timed:
+                peak_t = times[i]
         else:
             under = True
             if peak > 0.0:
                 dd = e / peak - 1.0
                 if dd < max_dd:
                     max_dd = dd
-    if under:
+    if under and timed:
         dur = times[n - 1] - peak_t
         if dur > max_dur:
             max_dur = dur
-    mean = total / n
-    ss = 0.0
-    down = 0.0
-    for i in range(n):
-        d = ret[i] - mean
-        ss += d * d
-        if ret[i] < 0.0:
-            down += ret[i] * ret[i]
-    std = np.sqrt(ss / (n - 1)) if n > 1 else np.nan
-    stats = np.array(
-        [growth, mean, std, np.sqrt(down / n), max_dd, float(max_dur), float(exposed), eq_sum / n]
-    )
-    return stats
+    return max_dd, max_dur
 
 
 @njit(cache=True)

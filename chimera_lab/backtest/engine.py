@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from chimera_lab import timeframes
 from chimera_lab.backtest import _kernels as K
 from chimera_lab.backtest import metrics as M
 from chimera_lab.backtest.result import TRADE_COLUMNS, BacktestResult
@@ -47,7 +48,7 @@ from chimera_lab.backtest.strategies._registry import StrategySpec, resolve_stra
 from chimera_lab.errors import ConfigError, DataError
 from chimera_lab.frames import OHLCV_COLUMNS
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import DAYS_PER_YEAR, infer_bar_spacing
+from chimera_lab.timeframes import infer_bar_spacing
 
 __all__ = ["StrategyLike", "run"]
 
@@ -291,56 +292,52 @@ def _trades_frame(
 
 def _stats(
     equity: pd.Series,
-    path: FloatArray,
+    returns: pd.Series,
+    positions: pd.Series,
     trades: pd.DataFrame,
     totals: FloatArray,
     *,
     initial_capital: float,
     ppy: float,
-    spacing: pd.Timedelta,
+    years: float,
 ) -> dict[str, Any]:
-    # `path` comes from the summarize kernel; each formula is the one in metrics.py.
-    growth, mean, std, downside, mdd, dd_len, exposed, mean_equity = (float(x) for x in path)
+    # Every number is a formula of the metrics module (each written once there), applied to
+    # arrays the kernel made finite, with the engine's own bar spacing (periods per year,
+    # calendar years) instead of re-inferring it; tests check them against the public metric
+    # functions and independent formulas.
     idx = equity.index
     assert isinstance(idx, pd.DatetimeIndex)
-    n = len(idx)
-    years = float((idx[-1] - idx[0] + spacing) / pd.Timedelta(days=DAYS_PER_YEAR))
-    root = math.sqrt(ppy)
-    if growth <= 0.0:
-        cagr = -1.0
-    else:
-        try:
-            cagr = growth ** (1.0 / years) - 1.0
-        except OverflowError:
-            cagr = math.inf
-    pnl = trades["pnl"].to_numpy()
+    r = returns.to_numpy()
+    mdd, longest = M._drawdowns(equity.to_numpy(), initial_capital, idx.asi8)
+    growth = M._growth(r)
+    cagr = M._cagr(growth, years)
     has_trades = len(trades) > 0
     return {
-        "sharpe": M._ratio(mean, std) * root if n > 1 else math.nan,
-        "sortino": M._ratio(mean, downside) * root if n > 1 else math.nan,
+        "sharpe": M._sharpe(r, ppy),
+        "sortino": M._sortino(r, ppy),
         "max_drawdown": mdd,
         "cagr": cagr,
         "total_return": growth - 1.0,
-        "volatility": std * root,
-        "calmar": M._ratio(cagr, -mdd),
-        "win_rate": M.win_rate(pnl),
-        "profit_factor": M.profit_factor(pnl),
-        "n_trades": int(len(trades)),
-        "exposure": exposed / n,
-        "fees": float(totals[0]),
+        "volatility": M._volatility(r, ppy),
+        "calmar": M._calmar(cagr, mdd),
+        "win_rate": M.win_rate(trades),
+        "profit_factor": M.profit_factor(trades),
+        "n_trades": M.n_trades(trades),
+        "exposure": M.exposure_time(positions),
+        "fees": M.total_fees(trades),
         "final_equity": float(equity.iloc[-1]),
         # extras
         "initial_capital": float(initial_capital),
         "funding": float(totals[1]),
-        "turnover": M._ratio(float(totals[2]), mean_equity),
-        "avg_win": M.average_win(pnl),
-        "avg_loss": M.average_loss(pnl),
+        "turnover": M.turnover(float(totals[2]), equity),
+        "avg_win": M.average_win(trades),
+        "avg_loss": M.average_loss(trades),
         "avg_trade_return": float(trades["return"].mean()) if has_trades else math.nan,
         "avg_bars_held": float(trades["bars_held"].mean()) if has_trades else math.nan,
-        "max_drawdown_duration": pd.Timedelta(int(dd_len), unit=idx.unit),
+        "max_drawdown_duration": pd.Timedelta(longest, unit=idx.unit),
         "start": idx[0],
         "end": idx[-1],
-        "n_bars": n,
+        "n_bars": len(idx),
         "years": years,
         "periods_per_year": float(ppy),
     }
@@ -462,32 +459,33 @@ def run(
     start = _start_position(trade_start, index)
     fund_idx, fund_rate = _funding_events(funding, index, start)
     m = len(index) - start
-    equity_a, units_a, returns_a = np.empty(m), np.empty(m), np.empty(m)
+    equity_a, units_a = np.empty(m), np.empty(m)
     t_int, t_flt, totals = K.simulate(
         o, h, lo, c, _readonly(target), start, initial_capital, fee_rate, slip_rate,
         sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), changes + 2, equity_a, units_a,
     )  # fmt: skip
 
     out_index = index[start:]
-    times = _readonly(np.ascontiguousarray(out_index.asi8))
-    path = K.summarize(equity_a, units_a, initial_capital, times, returns_a)
     equity = pd.Series(equity_a, index=out_index, name="equity", copy=False)
-    returns = pd.Series(returns_a, index=out_index, name="returns", copy=False)
+    returns = pd.Series(
+        M._to_returns(equity_a, initial_capital), index=out_index, name="returns", copy=False
+    )
     positions = pd.Series(units_a, index=out_index, name="position", copy=False)
     trades = _trades_frame(t_int, t_flt, index, c, float(units_a[-1]))
 
     if periods_per_year is not None:
         ppy = _check_number("periods_per_year", periods_per_year, low=1e-12)
     else:
-        ppy = float(pd.Timedelta(days=DAYS_PER_YEAR) / spacing)
+        ppy = timeframes.periods_per_year(spacing)
     stats = _stats(
         equity,
-        path,
+        returns,
+        positions,
         trades,
         totals,
         initial_capital=initial_capital,
         ppy=ppy,
-        spacing=spacing,
+        years=M._span_years(out_index, spacing),
     )
     config = {
         "initial_capital": initial_capital,

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from chimera_lab.backtest import _kernels as K
 from chimera_lab.errors import DataError
 from chimera_lab.timeframes import DAYS_PER_YEAR, infer_bar_spacing
 from chimera_lab.timeframes import periods_per_year as _periods_per_year
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 ArrayLike = pd.Series | npt.NDArray[np.float64] | Sequence[float]
+FloatArray = npt.NDArray[np.float64]
+
+_NO_TIMES = np.empty(0, dtype=np.int64)  # read-only use: drawdown_stats without durations
 
 
 def _values(x: ArrayLike, name: str) -> npt.NDArray[np.float64]:
@@ -120,11 +124,85 @@ def _ppy(x: ArrayLike, periods_per_year: float | None) -> float:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# The formulas, on validated float64 arrays. Each metric is written once, here; the public
+# functions below check their input and call these, and so does the backtest engine (whose
+# arrays are finite by construction and whose bar spacing is known).
+
+
+def _to_returns(values: npt.NDArray[np.float64], initial: float | None) -> FloatArray:
+    if initial is None:
+        prev, cur = values[:-1], values[1:]
+    else:
+        prev = np.empty_like(values)
+        prev[0] = initial
+        prev[1:] = values[:-1]
+        cur = values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = cur / prev - 1.0
+    if (prev <= 0.0).any():  # a wiped-out account has no base to measure a return from
+        out[prev <= 0.0] = 0.0
+    return out
+
+
+def _growth(r: FloatArray) -> float:
+    return float(np.prod(1.0 + r)) if r.size else 1.0
+
+
+def _cagr(growth: float, years: float) -> float:
+    if growth <= 0.0:
+        return -1.0
+    if not years > 0.0:
+        return math.nan
+    try:
+        return float(growth ** (1.0 / years) - 1.0)
+    except OverflowError:  # a gain compounded over a tiny fraction of a year
+        return math.inf
+
+
+def _volatility(r: FloatArray, ppy: float) -> float:
+    if r.size < 2:
+        return math.nan
+    _, std, _ = K.return_moments(r)
+    return float(std) * math.sqrt(ppy)
+
+
+def _sharpe(x: FloatArray, ppy: float) -> float:
+    if x.size < 2:
+        return math.nan
+    mean, std, _ = K.return_moments(x)
+    return _ratio(float(mean), float(std)) * math.sqrt(ppy)
+
+
+def _sortino(x: FloatArray, ppy: float) -> float:
+    if x.size < 2:
+        return math.nan
+    mean, _, downside = K.return_moments(x)
+    return _ratio(float(mean), float(downside)) * math.sqrt(ppy)
+
+
+def _drawdowns(
+    e: FloatArray, initial: float | None, times: npt.NDArray[np.int64] | None = None
+) -> tuple[float, int]:
+    # (max drawdown <= 0, longest drawdown in the units of `times`; 0 without times)
+    start = math.nan if initial is None else initial
+    max_dd, longest = K.drawdown_stats(e, start, _NO_TIMES if times is None else times)
+    return float(max_dd), int(longest)
+
+
+def _calmar(cagr_value: float, max_dd: float) -> float:
+    return _ratio(cagr_value, -max_dd)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def to_returns(equity: ArrayLike, *, initial: float | None = None) -> pd.Series:
     r"""Return simple per-bar returns of an equity curve.
 
     :math:`r_t = E_t / E_{t-1} - 1`; the first return is :math:`E_0 / \text{initial} - 1`
-    when ``initial`` is given, else it is dropped.
+    when ``initial`` is given, else it is dropped. After equity reaches zero or below
+    (a bankrupt backtest) there is no base to measure from: those returns are 0.
 
     Examples
     --------
@@ -133,13 +211,9 @@ def to_returns(equity: ArrayLike, *, initial: float | None = None) -> pd.Series:
     """
     s = equity if isinstance(equity, pd.Series) else pd.Series(np.asarray(equity, np.float64))
     values = _values(s, "equity")
-    if initial is None:
-        out = values[1:] / values[:-1] - 1.0
-        return pd.Series(out, index=s.index[1:], name="returns")
-    prev = np.empty_like(values)
-    prev[0] = initial
-    prev[1:] = values[:-1]
-    return pd.Series(values / prev - 1.0, index=s.index, name="returns")
+    start = None if initial is None else _positive("initial", initial)
+    index = s.index if initial is not None else s.index[1:]
+    return pd.Series(_to_returns(values, start), index=index, name="returns")
 
 
 def total_return(returns: ArrayLike) -> float:
@@ -150,19 +224,22 @@ def total_return(returns: ArrayLike) -> float:
     >>> round(total_return([0.1, -0.1]), 6)
     -0.01
     """
-    r = _values(returns, "returns")
-    return float(np.prod(1.0 + r) - 1.0) if r.size else 0.0
+    return _growth(_values(returns, "returns")) - 1.0
+
+
+def _span_years(index: pd.DatetimeIndex, spacing: pd.Timedelta) -> float:
+    # Calendar time covered by bars: last - first + one bar, in 365-day years.
+    if len(index) == 0:
+        return 0.0
+    return float((index[-1] - index[0] + spacing) / pd.Timedelta(days=DAYS_PER_YEAR))
 
 
 def _years(returns: pd.Series) -> float:
-    index = returns.index
+    index = returns.index if isinstance(returns, pd.Series) else None
     if not isinstance(index, pd.DatetimeIndex):
-        raise DataError("cagr needs returns with a DatetimeIndex (calendar time)")
-    if len(index) == 0:
-        return 0.0
+        raise DataError("cagr needs returns as a Series with a DatetimeIndex (calendar time)")
     spacing = infer_bar_spacing(index) if len(index) > 1 else pd.Timedelta(0)
-    span = index[-1] - index[0] + spacing
-    return float(span / pd.Timedelta(days=DAYS_PER_YEAR))
+    return _span_years(index, spacing)
 
 
 def cagr(returns: pd.Series, *, years: float | None = None) -> float:
@@ -180,16 +257,8 @@ def cagr(returns: pd.Series, *, years: float | None = None) -> float:
     >>> round(cagr(r), 6)
     0.21
     """
-    y = _years(returns) if years is None else years
-    growth = 1.0 + total_return(returns)
-    if growth <= 0.0:
-        return -1.0
-    if not y > 0.0:
-        return math.nan
-    try:
-        return float(growth ** (1.0 / y) - 1.0)
-    except OverflowError:  # a gain compounded over a tiny fraction of a year
-        return math.inf
+    y = _years(returns) if years is None else _positive("years", years)
+    return _cagr(_growth(_values(returns, "returns")), y)
 
 
 def annual_volatility(returns: ArrayLike, *, periods_per_year: float | None = None) -> float:
@@ -200,14 +269,17 @@ def annual_volatility(returns: ArrayLike, *, periods_per_year: float | None = No
     >>> round(annual_volatility([0.01, -0.01, 0.01, -0.01], periods_per_year=365), 6)
     0.220605
     """
-    r = _values(returns, "returns")
-    if r.size < 2:
-        return math.nan
-    return float(np.std(r, ddof=1) * math.sqrt(_ppy(returns, periods_per_year)))
+    return _volatility(_values(returns, "returns"), _ppy(returns, periods_per_year))
 
 
 def _excess(returns: ArrayLike, risk_free: float, ppy: float) -> npt.NDArray[np.float64]:
     r = _values(returns, "returns")
+    try:
+        risk_free = float(risk_free)
+    except (TypeError, ValueError):
+        raise DataError(f"risk_free must be an annual rate, got {risk_free!r}") from None
+    if not (risk_free > -1.0 and math.isfinite(risk_free)):
+        raise DataError(f"risk_free must be a finite annual rate > -1, got {risk_free!r}")
     if risk_free == 0.0:
         return r
     out: npt.NDArray[np.float64] = r - ((1.0 + risk_free) ** (1.0 / ppy) - 1.0)
@@ -228,10 +300,7 @@ def sharpe_ratio(
     7.3993
     """
     ppy = _ppy(returns, periods_per_year)
-    x = _excess(returns, risk_free, ppy)
-    if x.size < 2:
-        return math.nan
-    return _ratio(float(np.mean(x)), float(np.std(x, ddof=1))) * math.sqrt(ppy)
+    return _sharpe(_excess(returns, risk_free, ppy), ppy)
 
 
 def sortino_ratio(
@@ -249,12 +318,7 @@ def sortino_ratio(
     6.7546
     """
     ppy = _ppy(returns, periods_per_year)
-    x = _excess(returns, risk_free, ppy)
-    if x.size < 2:
-        return math.nan
-    down = np.minimum(x, 0.0)
-    dd = math.sqrt(float(np.mean(down * down)))
-    return _ratio(float(np.mean(x)), dd) * math.sqrt(ppy)
+    return _sortino(_excess(returns, risk_free, ppy), ppy)
 
 
 def drawdown(equity: ArrayLike, *, initial: float | None = None) -> pd.Series:
@@ -283,15 +347,8 @@ def max_drawdown(equity: ArrayLike, *, initial: float | None = None) -> float:
     >>> max_drawdown([100.0, 90.0, 95.0], initial=120.0)
     -0.25
     """
-    e = _values(equity, "equity")
-    if e.size == 0:
-        return 0.0
-    peak = np.maximum.accumulate(e)
-    if initial is not None:
-        np.maximum(peak, initial, out=peak)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        worst = float(np.min(np.where(peak > 0.0, e / peak, 1.0)))
-    return min(worst - 1.0, 0.0)
+    start = None if initial is None else _positive("initial", initial)
+    return _drawdowns(_values(equity, "equity"), start)[0]
 
 
 def max_drawdown_duration(equity: pd.Series, *, initial: float | None = None) -> pd.Timedelta:
@@ -312,33 +369,19 @@ def max_drawdown_duration(equity: pd.Series, *, initial: float | None = None) ->
             "max_drawdown_duration needs equity as a Series with a DatetimeIndex (time is "
             f"measured on it), got {type(equity).__name__}"
         )
-    e = _values(equity, "equity")
-    if e.size == 0:
-        return pd.Timedelta(0)
-    peak = np.maximum.accumulate(e)
-    if initial is not None:
-        np.maximum(peak, initial, out=peak)
-    at_peak = e >= peak
-    # Position of the most recent bar at its peak (the start of any current drawdown).
-    pos = np.arange(e.size)
-    last_peak = np.maximum.accumulate(np.where(at_peak, pos, -1))
-    t = equity.index.asi8
-    start = np.where(last_peak >= 0, t[np.maximum(last_peak, 0)], t[0])
-    under = ~at_peak
-    if not under.any():
-        return pd.Timedelta(0)
-    # For each underwater stretch, its length runs to the next at-peak bar (or the end).
-    nxt = np.full(e.size, e.size - 1)
-    peak_pos = np.flatnonzero(at_peak)
-    k = np.searchsorted(peak_pos, pos, side="right")
-    has_next = k < peak_pos.size
-    nxt[has_next] = peak_pos[k[has_next]]
-    lengths = t[nxt] - start
-    return pd.Timedelta(int(lengths[under].max()), unit=equity.index.unit)
+    start = None if initial is None else _positive("initial", initial)
+    _, longest = _drawdowns(_values(equity, "equity"), start, equity.index.asi8)
+    return pd.Timedelta(longest, unit=equity.index.unit)
 
 
-def calmar_ratio(returns: pd.Series, *, years: float | None = None) -> float:
-    """Return CAGR divided by the absolute maximum drawdown of the compounded returns.
+def calmar_ratio(
+    returns: pd.Series, *, years: float | None = None, max_drawdown: float | None = None
+) -> float:
+    r"""Return CAGR divided by the absolute maximum drawdown of the compounded returns.
+
+    ``max_drawdown`` (<= 0) may be passed when it is already known, e.g. from the equity
+    curve the returns come from (:func:`max_drawdown` with ``initial=``); otherwise it is
+    computed from the wealth path :math:`\prod_{s \le t}(1 + r_s)` starting at 1.
 
     Examples
     --------
@@ -348,9 +391,14 @@ def calmar_ratio(returns: pd.Series, *, years: float | None = None) -> float:
     >>> round(calmar_ratio(r), 4)
     2.6
     """
-    wealth = np.cumprod(1.0 + _values(returns, "returns"), dtype=np.float64)
-    dd = max_drawdown(wealth, initial=1.0)
-    return _ratio(cagr(returns, years=years), -dd)
+    if max_drawdown is None:
+        wealth = np.cumprod(1.0 + _values(returns, "returns"), dtype=np.float64)
+        dd = _drawdowns(wealth, 1.0)[0]
+    else:
+        dd = float(max_drawdown)
+        if not dd <= 0.0:
+            raise DataError(f"max_drawdown must be a fraction <= 0, got {max_drawdown!r}")
+    return _calmar(cagr(returns, years=years), dd)
 
 
 def _pnl(trade_pnl: ArrayLike | pd.DataFrame) -> npt.NDArray[np.float64]:

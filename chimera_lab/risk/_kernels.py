@@ -17,10 +17,63 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["INTERPOLATIONS", "rolling_quantile"]
+__all__ = ["INTERPOLATIONS", "quantile_rank", "quantile_value", "rolling_quantile"]
 
 INTERPOLATIONS = {"linear": 0, "lower": 1, "higher": 2, "nearest": 3, "midpoint": 4}
 """pandas' interpolation names and the kernel's codes."""
+
+_LINEAR, _LOWER, _HIGHER, _NEAREST, _MIDPOINT = 0, 1, 2, 3, 4
+
+
+# The one definition of the quantile used everywhere in the risk package (point VaR, rolling
+# VaR, portfolio VaR and its Euler gradient): pandas' rank arithmetic and interpolation rules.
+# The rolling kernel inlines both functions; Python code calls them directly.
+
+
+@njit(cache=True, inline="always")
+def quantile_rank(n: int, q: float, interpolation: int) -> tuple[int, float]:
+    """Return ``(k, f)`` locating the ``q``-quantile of ``n`` sorted values.
+
+    The quantile is ``x_(k)`` moved a fraction ``f`` of the way to ``x_(k+1)`` (0-based
+    ranks, pandas' ``idx = int(q (n - 1))``).
+
+    ``f`` is 0 when the rank is whole; otherwise it is ``q (n - 1) - k`` (linear), 0 (lower),
+    1 (higher), 0 or 1 by pandas' nearest rule (ties to the even rank), or 0.5 (midpoint).
+    The quantile is then linear in ``x_(k)`` and ``x_(k+1)`` with weights ``1 - f`` and ``f``.
+    """
+    if n <= 1:
+        return 0, 0.0
+    iwf = q * (n - 1)
+    idx = int(iwf)
+    frac = iwf - idx
+    if frac == 0.0 or interpolation == _LOWER:
+        return idx, 0.0
+    if interpolation == _LINEAR:
+        return idx, frac
+    if interpolation == _HIGHER:
+        return idx, 1.0
+    if interpolation == _NEAREST:
+        if frac == 0.5:
+            return idx, 0.0 if idx % 2 == 0 else 1.0
+        return idx, 0.0 if frac < 0.5 else 1.0
+    return idx, 0.5
+
+
+@njit(cache=True, inline="always")
+def quantile_value(vlow: float, vhigh: float, f: float, interpolation: int) -> float:
+    """Return the quantile from the order statistics at ranks ``k``, ``k + 1`` and ``f``.
+
+    Uses pandas' own expressions (``vlow + (vhigh - vlow) f`` for linear, ``(vlow + vhigh) /
+    2`` for midpoint), so the values agree with pandas bit for bit. ``vhigh`` is not read when
+    ``f`` is 0.
+    """
+    if f == 0.0:
+        return vlow
+    if f == 1.0:
+        return vhigh
+    if interpolation == _MIDPOINT:
+        return (vlow + vhigh) / 2
+    return vlow + (vhigh - vlow) * f
 
 
 # Heaps are min-heaps on keys; the low heap stores -value so its top is the largest of the low
@@ -154,10 +207,8 @@ def rolling_quantile(
                     where[slot] = 2
                 nobs += 1
         # rebalance: the low heap holds the idx + 1 smallest values
-        if nobs > 0:
-            target = int(quantile * (nobs - 1)) + 1
-        else:
-            target = 0
+        k, f = quantile_rank(nobs, quantile, interpolation)
+        target = k + 1 if nobs > 0 else 0
         while nl > target:
             s = low_s[0]
             key = low_k[0]
@@ -172,30 +223,8 @@ def rolling_quantile(
             where[s] = 1
         if nobs >= min_periods and nobs > 0:
             vlow = -low_k[0]
-            if nobs == 1:
-                out[i] = vlow
-                continue
-            iwf = quantile * (nobs - 1)
-            idx = int(iwf)
-            if iwf == idx:
-                out[i] = vlow
-                continue
-            vhigh = high_k[0]
-            if interpolation == 0:
-                out[i] = vlow + (vhigh - vlow) * (iwf - idx)
-            elif interpolation == 1:
-                out[i] = vlow
-            elif interpolation == 2:
-                out[i] = vhigh
-            elif interpolation == 3:
-                if iwf - idx == 0.5:
-                    out[i] = vlow if idx % 2 == 0 else vhigh
-                elif iwf - idx < 0.5:
-                    out[i] = vlow
-                else:
-                    out[i] = vhigh
-            else:
-                out[i] = (vlow + vhigh) / 2
+            vhigh = high_k[0] if f != 0.0 else vlow
+            out[i] = quantile_value(vlow, vhigh, f, interpolation)
         else:
             out[i] = np.nan
     return out

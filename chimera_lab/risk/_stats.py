@@ -6,7 +6,7 @@ import difflib
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -14,11 +14,12 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
-from chimera_lab.risk._kernels import INTERPOLATIONS
+from chimera_lab.risk._kernels import INTERPOLATIONS, quantile_rank, quantile_value
 
 __all__: list[str] = []
 
 FloatArray = npt.NDArray[np.float64]
+FloatOrArray = TypeVar("FloatOrArray", float, FloatArray)
 
 METHODS = ("historical", "parametric", "monte_carlo")
 _METHOD_ALIASES = {
@@ -166,78 +167,27 @@ def warn_thin_tail(n_obs: int, confidence: float, what: str) -> None:
         )
 
 
-def order_quantile(sorted_values: FloatArray, q: float, interpolation: int) -> float:
-    """Return the q-quantile of sorted data with pandas' rank arithmetic (as the kernel)."""
-    n = sorted_values.size
-    if n == 1:
-        return float(sorted_values[0])
-    iwf = q * (n - 1)
-    idx = int(iwf)
-    vlow = float(sorted_values[idx])
-    if iwf == idx:
-        return vlow
-    return interp(vlow, float(sorted_values[idx + 1]), iwf, idx, interpolation)
-
-
-def quantile_weights(n: int, q: float, interpolation: int) -> tuple[int, float]:
-    """Rank ``k`` and weight ``f`` with quantile = (1 - f) x_(k) + f x_(k+1) (0-based ranks)."""
-    if n == 1:
-        return 0, 0.0
-    iwf = q * (n - 1)
-    idx = int(iwf)
-    if iwf == idx:
-        return idx, 0.0
-    frac = iwf - idx
-    if interpolation == 0:
-        return idx, frac
-    if interpolation == 1:
-        return idx, 0.0
-    if interpolation == 2:
-        return idx, 1.0
-    if interpolation == 3:
-        if frac == 0.5:
-            return idx, 0.0 if idx % 2 == 0 else 1.0
-        return idx, 0.0 if frac < 0.5 else 1.0
-    return idx, 0.5
-
-
 def tail_quantile(values: FloatArray, q: float, interpolation: int) -> tuple[float, float]:
-    """Return (quantile, mean of the values <= quantile) with a partial sort (O(n))."""
+    """Return (quantile, mean of the values <= quantile) with a partial sort (O(n)).
+
+    The quantile is :func:`~chimera_lab.risk._kernels.quantile_rank` /
+    :func:`~chimera_lab.risk._kernels.quantile_value` (pandas' definition), as everywhere.
+    """
     n = values.size
-    if n == 1:
-        v = float(values[0])
-        return v, v
-    iwf = q * (n - 1)
-    idx = int(iwf)
-    kth = [idx, idx + 1] if idx + 1 < n else [idx]
+    k, f = quantile_rank(n, q, interpolation)
+    kth = [k, k + 1] if f != 0.0 else [k]
     part = np.partition(values, kth)
-    vlow = float(part[idx])
-    quant = vlow if iwf == idx else interp(vlow, float(part[idx + 1]), iwf, idx, interpolation)
+    vlow = float(part[k])
+    quant = quantile_value(vlow, float(part[k + 1]) if f != 0.0 else vlow, f, interpolation)
     tail = values[values <= quant]
     return quant, float(tail.mean())
-
-
-def interp(vlow: float, vhigh: float, iwf: float, idx: int, interpolation: int) -> float:
-    """Interpolate between the order statistics at ranks idx and idx + 1 as pandas does."""
-    if interpolation == 0:
-        return vlow + (vhigh - vlow) * (iwf - idx)
-    if interpolation == 1:
-        return vlow
-    if interpolation == 2:
-        return vhigh
-    if interpolation == 3:
-        frac = iwf - idx
-        if frac == 0.5:
-            return vlow if idx % 2 == 0 else vhigh
-        return vlow if frac < 0.5 else vhigh
-    return (vlow + vhigh) / 2
 
 
 # ---------------------------------------------------------------- Gaussian and Cornish-Fisher
 
 
-def cornish_fisher_z(z: float, skew: float, excess_kurtosis: float) -> float:
-    """Cornish-Fisher adjusted standard quantile (third-order expansion)."""
+def cornish_fisher_z(z: float, skew: FloatOrArray, excess_kurtosis: FloatOrArray) -> FloatOrArray:
+    """Cornish-Fisher adjusted standard quantile (third-order expansion); arrays work too."""
     s, k = skew, excess_kurtosis
     return (
         z
@@ -260,11 +210,49 @@ def cornish_fisher_tail_mean(z: float, alpha: float, skew: float, excess_kurtosi
     )
 
 
-def cornish_fisher_monotone(z: float, skew: float, excess_kurtosis: float) -> bool:
-    """Whether the Cornish-Fisher map is increasing at ``z`` (else the expansion is invalid)."""
+def cornish_fisher_slope(
+    z: float, skew: FloatOrArray, excess_kurtosis: FloatOrArray
+) -> FloatOrArray:
+    """Return the slope of the Cornish-Fisher map at ``z`` (<= 0: the expansion is invalid)."""
     s, k = skew, excess_kurtosis
-    slope = 1.0 + z * s / 3.0 + (3.0 * z * z - 3.0) * k / 24.0 - (6.0 * z * z - 5.0) * s * s / 36.0
-    return slope > 0.0
+    return 1.0 + z * s / 3.0 + (3.0 * z * z - 3.0) * k / 24.0 - (6.0 * z * z - 5.0) * s * s / 36.0
+
+
+def warn_cornish_fisher(
+    z: float,
+    skew: float | FloatArray,
+    excess_kurtosis: float | FloatArray,
+    *,
+    labels: pd.Index | None = None,
+    stacklevel: int = 3,
+) -> None:
+    """Warn (DataQualityWarning) where the Cornish-Fisher map is not monotone at ``z``.
+
+    Scalars describe one estimate; arrays one estimate per rolling window (NaN: none), with
+    ``labels`` naming them.
+    """
+    sk = np.atleast_1d(np.asarray(skew, dtype=np.float64))
+    ku = np.atleast_1d(np.asarray(excess_kurtosis, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(cornish_fisher_slope(z, sk, ku) <= 0.0)
+    if bad.size == 0:
+        return
+    first = int(bad[0])
+    stats_text = f"skew {sk[first]:.3g}, excess kurtosis {ku[first]:.3g}"
+    if sk.size == 1:
+        where = f"at this confidence ({stats_text}); its quantile is unreliable"
+    else:
+        at = labels[first] if labels is not None and len(labels) == sk.size else first
+        where = (
+            f"at this confidence on {bad.size} of {int(np.isfinite(sk).sum())} rolling windows "
+            f"(the first ends at {at}: {stats_text}); the forecasts they make are unreliable"
+        )
+    warnings.warn(
+        f"Cornish-Fisher expansion is not monotone {where}. Prefer historical or Monte Carlo "
+        "(t) VaR for such fat tails",
+        DataQualityWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def sample_moments(x: FloatArray) -> tuple[float, float, float, float]:

@@ -47,6 +47,7 @@ from scipy import stats
 
 from chimera_lab.errors import ConfigError, DataError
 from chimera_lab.risk import _stats as S
+from chimera_lab.risk._kernels import quantile_rank, quantile_value
 
 __all__ = ["PortfolioVaR", "portfolio_var"]
 
@@ -272,15 +273,16 @@ def _scenario_euler(
     # gradient in w is the same weighted pair of scenario rows (asset returns). CVaR gradient:
     # the mean asset row over the tail. `rows(idx)` materialises asset returns of scenarios.
     n = p.size
-    k, f = S.quantile_weights(n, alpha, interp)
+    k, f = quantile_rank(n, alpha, interp)
     kth = [k, k + 1] if k + 1 < n else [k]
     order = np.argpartition(p, kth)
     pair = rows(order[k : k + 2])
     row = pair[0] * (1.0 - f)
     if f > 0.0:
         row = row + f * pair[1]
-    # Read the quantile value as value_at_risk does (pandas' expression), for consistency.
-    quant = _pair_quantile(p, order, n, alpha, interp)
+    # The quantile value itself as value_at_risk computes it (pandas' expressions).
+    vlow = float(p[order[k]])
+    quant = quantile_value(vlow, float(p[order[k + 1]]) if f != 0.0 else vlow, f, interp)
     tail_idx = np.flatnonzero(p <= quant)
     return (
         -quant,
@@ -288,19 +290,6 @@ def _scenario_euler(
         -np.asarray(row, dtype=np.float64),
         -rows(tail_idx).mean(axis=0),
     )
-
-
-def _pair_quantile(
-    p: FloatArray, order: npt.NDArray[np.intp], n: int, alpha: float, interp: int
-) -> float:
-    if n == 1:
-        return float(p[0])
-    iwf = alpha * (n - 1)
-    idx = int(iwf)
-    vlow = float(p[order[idx]])
-    if iwf == idx:
-        return vlow
-    return S.interp(vlow, float(p[order[idx + 1]]), iwf, idx, interp)
 
 
 def _parametric(
@@ -328,6 +317,8 @@ def _parametric(
         tail = S.cornish_fisher_tail_mean(z, alpha, sk, ku)
         return -(horizon * mu_p + sq * sd * zc), -(horizon * mu_p + sq * sd * tail)
 
+    mu_w, _, sk_w, ku_w = S.sample_moments(values @ w)
+    S.warn_cornish_fisher(z, sk_w / sq, ku_w / horizon, stacklevel=3)
     var, cvar = total(w)
     step = 1e-6 * max(1.0, float(np.abs(w).max()))
     marginal = np.empty_like(w)

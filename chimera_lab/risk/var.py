@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import html
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from chimera_lab.errors import ConfigError, DataQualityWarning
+from chimera_lab.errors import ConfigError
 from chimera_lab.risk import _stats as S
 from chimera_lab.risk._kernels import rolling_quantile
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
@@ -248,14 +247,7 @@ def _parametric(
         phi = float(stats.norm.pdf(z))
         return -(m_h + s_h * z), -(m_h - s_h * phi / alpha)
     sk, ku = skew / math.sqrt(horizon), kurt / horizon
-    if not S.cornish_fisher_monotone(z, sk, ku):
-        warnings.warn(
-            f"Cornish-Fisher expansion is not monotone at this confidence (skew {sk:.3g}, "
-            f"excess kurtosis {ku:.3g}); its quantile is unreliable. Prefer historical or "
-            "Monte Carlo (t) VaR for such fat tails",
-            DataQualityWarning,
-            stacklevel=3,
-        )
+    S.warn_cornish_fisher(z, sk, ku, stacklevel=3)
     zc = S.cornish_fisher_z(z, sk, ku)
     tail = S.cornish_fisher_tail_mean(z, alpha, sk, ku)
     return -(m_h + s_h * zc), -(m_h + s_h * tail)
@@ -352,13 +344,8 @@ def rolling_var(
             if cornish_fisher:
                 sk = roll.skew().to_numpy()
                 ku = roll.kurt().to_numpy()
-                zc = (
-                    z
-                    + (z * z - 1.0) * sk / 6.0
-                    + (z**3 - 3.0 * z) * ku / 24.0
-                    - (2.0 * z**3 - 5.0 * z) * sk * sk / 36.0
-                )
-                q = mu + sd * zc
+                S.warn_cornish_fisher(z, sk, ku, labels=index, stacklevel=2)
+                q = mu + sd * S.cornish_fisher_z(z, sk, ku)
             else:
                 q = mu + sd * z
         else:
