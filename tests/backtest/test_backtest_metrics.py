@@ -1,13 +1,16 @@
-"""Metrics against hand-computed examples (the arithmetic is in the comments) and stdlib."""
+"""Metrics against hand-computed examples and stdlib; the engine's stats equal them (property)."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from bt_helpers import CAPITAL, paths, run_path
+from hypothesis import HealthCheck, given, settings
 
 from chimera_lab.backtest import metrics as M
 from chimera_lab.errors import DataError
@@ -177,3 +180,88 @@ def test_engine_stats_equal_the_metric_functions_on_its_output() -> None:
     assert s["fees"] == pytest.approx(M.total_fees(res.trades), rel=1e-9)
     assert s["n_trades"] == M.n_trades(res.trades) > 10
     assert s["final_equity"] == pytest.approx(cap * (1 + s["total_return"]), rel=1e-9)
+
+
+def _same(got: float, want: float, rel: float = 1e-9) -> bool:
+    if math.isnan(want) or math.isnan(got):
+        return math.isnan(want) and math.isnan(got)
+    if math.isinf(want) or math.isinf(got):
+        return got == want
+    return got == pytest.approx(want, rel=rel, abs=1e-12)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(paths())
+def test_engine_stats_equal_metrics_and_independent_formulas(p: dict[str, Any]) -> None:
+    res = run_path(p)
+    s, eq, r = res.stats, res.equity, res.returns
+    e = eq.to_numpy()
+    n = e.size
+    index = p["data"].index
+    spacing = index[1] - index[0]
+    ppy = pd.Timedelta(days=365) / spacing
+    years = n * spacing / pd.Timedelta(days=365)
+
+    # 1. the public metric functions on the engine's own output
+    assert s["periods_per_year"] == pytest.approx(ppy, rel=1e-12)
+    pd.testing.assert_series_equal(r, M.to_returns(eq, initial=CAPITAL), check_names=False)
+    public = {
+        "sharpe": M.sharpe_ratio(r, periods_per_year=ppy),
+        "sortino": M.sortino_ratio(r, periods_per_year=ppy),
+        "volatility": M.annual_volatility(r, periods_per_year=ppy),
+        "total_return": M.total_return(r),
+        "cagr": M.cagr(r, years=years),
+        "calmar": M.calmar_ratio(r, years=years),
+        "max_drawdown": M.max_drawdown(eq, initial=CAPITAL),
+        "exposure": M.exposure_time(res.positions),
+        "win_rate": M.win_rate(res.trades),
+        "profit_factor": M.profit_factor(res.trades),
+        "fees": M.total_fees(res.trades),
+    }
+    for key, want in public.items():
+        assert _same(s[key], want), (key, s[key], want)
+    assert s["max_drawdown_duration"] == M.max_drawdown_duration(eq, initial=CAPITAL)
+    assert s["n_trades"] == M.n_trades(res.trades) == len(res.trades)
+
+    # 2. independent formulas, written out
+    prev = np.r_[CAPITAL, e[:-1]]
+    ret = np.where(prev > 0, e / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
+    np.testing.assert_allclose(r.to_numpy(), ret, rtol=1e-12, atol=0)
+    if n > 1:
+        sd = float(np.std(ret, ddof=1))
+        down = math.sqrt(float(np.mean(np.minimum(ret, 0.0) ** 2)))
+        mean = float(np.mean(ret))
+        if sd > 1e-12 * max(abs(mean), 1e-300):
+            assert _same(s["sharpe"], mean / sd * math.sqrt(ppy), rel=1e-7)
+            assert _same(s["volatility"], sd * math.sqrt(ppy), rel=1e-7)
+        if down > 0:
+            assert _same(s["sortino"], mean / down * math.sqrt(ppy), rel=1e-7)
+    growth = float(np.prod(1.0 + ret))
+    assert _same(s["total_return"], growth - 1.0)
+    assert _same(s["final_equity"], float(e[-1]))
+    try:
+        want_cagr = -1.0 if growth <= 0 else growth ** (1.0 / years) - 1.0
+    except OverflowError:  # a gain over minutes, annualised
+        want_cagr = math.inf
+    assert _same(s["cagr"], want_cagr)
+    peak = np.maximum.accumulate(np.r_[CAPITAL, e])[1:]
+    want_mdd = min(0.0, float(np.min(e / peak - 1.0)))
+    assert s["max_drawdown"] == pytest.approx(want_mdd, rel=1e-12, abs=1e-15)
+    # the longest stretch below a running peak (a plain loop), from the bar that set the peak
+    t = eq.index.asi8
+    best, top, top_t, under = 0, CAPITAL, t[0], False
+    for i in range(n):
+        if e[i] >= top:
+            if under:
+                best = max(best, t[i] - top_t)
+            top, top_t, under = e[i], t[i], False
+        else:
+            under = True
+    if under:
+        best = max(best, t[-1] - top_t)
+    assert s["max_drawdown_duration"] == pd.Timedelta(int(best), unit=eq.index.unit)
+    assert s["exposure"] == np.count_nonzero(res.positions.to_numpy()) / n
+    pnl = res.trades["pnl"].to_numpy()
+    if pnl.size:
+        assert s["win_rate"] == np.mean(pnl > 0)
+    assert s["fees"] == pytest.approx(float(res.trades["fees"].sum()), rel=1e-12, abs=1e-12)

@@ -152,16 +152,20 @@ def test_stop_out_re_enters_only_when_target_changes() -> None:
 
 
 def test_funding_long_pays_positive_rates_short_receives() -> None:
-    data = bars([100, 100, 100, 100], [100, 100, 100, 100], freq="8h")
+    # Funding at bar 2's open (price 120) on a 1,000-unit position bought or sold at 100.
+    data = bars([100, 100, 120, 120], [100, 120, 120, 120], freq="8h")
     rate = pd.Series([0.001], index=pd.DatetimeIndex([data.index[2]]))
     long = run(data, signal(data, [1, 1, 1, 1]), fee_bps=0, funding=rate)
-    units = long.positions.iloc[1]
-    assert long.stats["funding"] == approx(units * 100 * 0.001)
-    assert long.stats["final_equity"] == approx(100_000 - units * 100 * 0.001)
-    assert long.trades["funding"].iloc[0] == approx(units * 100 * 0.001)
+    assert long.positions.iloc[1] == approx(1_000.0)
+    assert long.stats["funding"] == approx(1_000 * 120 * 0.001)  # paid: units x price x rate
+    assert long.trades["funding"].iloc[0] == approx(120.0)
+    assert long.stats["final_equity"] == approx(100_000 + 1_000 * 20 - 120)
     short = run(data, signal(data, [-1, -1, -1, -1]), fee_bps=0, funding=rate, allow_short=True)
-    assert short.stats["funding"] < 0
-    assert short.stats["final_equity"] > 100_000
+    assert short.positions.iloc[1] == approx(-1_000.0)
+    assert short.stats["funding"] == approx(-1_000 * 120 * 0.001)  # received 120
+    assert short.trades["funding"].iloc[0] == approx(-120.0)
+    assert short.stats["final_equity"] == approx(100_000 - 1_000 * 20 + 120)
+    assert short.trades["pnl"].iloc[0] == approx(-20_000 + 120)
     flat = run(data, signal(data, [0, 0, 0, 0]), fee_bps=0, funding=rate)
     assert flat.stats["funding"] == 0
 

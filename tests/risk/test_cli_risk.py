@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from chimera_lab.cli import main
+from chimera_lab.data import load_ohlcv
+from chimera_lab.risk import rolling_var, value_at_risk, var_backtest
 
 DAILY = (
     Path(__file__).resolve().parents[2]
@@ -36,7 +39,16 @@ def test_var_backtest_prints_a_coverage_table_for_all_three_methods(
     assert "refitted every 12 bars" in out
 
 
-def test_var_json_is_one_document_with_every_method(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def daily_returns() -> pd.Series:
+    # What the CLI computes from the file: close-to-close simple returns.
+    bars = load_ohlcv(DAILY)
+    return bars["close"].pct_change().iloc[1:]
+
+
+def test_var_json_equals_the_library_on_the_same_returns(
+    capsys: pytest.CaptureFixture[str], daily_returns: pd.Series
+) -> None:
     code, out, _ = run(
         capsys,
         "var",
@@ -49,18 +61,34 @@ def test_var_json_is_one_document_with_every_method(capsys: pytest.CaptureFixtur
         "500",
         "--n-sims",
         "20000",
+        "--seed",
+        "3",
         "--backtest",
     )
     assert code == 0
     doc = json.loads(out)
     assert doc["horizon"] == 5 and doc["window"] == 500 and doc["confidence"] == 0.99
+    assert doc["first"] == "2017-08-17T00:00:00Z" and doc["bars"] == 2932
     assert set(doc["var"]) == {"historical", "parametric", "monte_carlo"}
-    for res in doc["var"].values():
-        assert 0 < res["var"] < res["cvar"] < 1
-    bt = doc["backtest"]["methods"]["historical"]
-    assert bt["n_obs"] == 2931 - 500
-    assert bt["basel_zone"] in {"green", "yellow", "red"}
-    assert doc["first"] == "2017-08-17T00:00:00Z"
+    sample = daily_returns.iloc[-500:]
+    for method, got in doc["var"].items():
+        kw = {"n_sims": 20_000, "seed": 3} if method == "monte_carlo" else {}
+        want = value_at_risk(sample, method=method, confidence=0.99, horizon=5, **kw)
+        assert got["var"] == pytest.approx(want.var, rel=1e-12), method
+        assert got["cvar"] == pytest.approx(want.cvar, rel=1e-12), method
+        assert got["n_obs"] == want.n_obs == 500
+    # the coverage tests: rolling one-bar forecasts from the 500 returns before each bar
+    every = doc["backtest"]["monte_carlo_refit_every"]
+    assert every == 25
+    for method, got in doc["backtest"]["methods"].items():
+        kw = {"n_sims": 10_000, "refit_every": every, "seed": 3}
+        forecasts = rolling_var(daily_returns, 500, method, 0.99, **kw)
+        want = var_backtest(daily_returns, forecasts, 0.99).to_dict()
+        assert got["n_obs"] == want["n_obs"] == 2931 - 500
+        for key in ("n_exceedances", "exceedance_dates", "basel_zone", "basel_exceedances"):
+            assert got[key] == want[key], (method, key)
+        for key in ("kupiec_lr", "kupiec_pvalue", "christoffersen_pvalue", "cc_pvalue"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9), (method, key)
 
 
 def test_var_single_method_and_bad_window(capsys: pytest.CaptureFixture[str]) -> None:
