@@ -251,6 +251,20 @@ def _notes(d: dict[str, Any]) -> str:
 @click.option(
     "--states", type=click.IntRange(2, 3), default=2, show_default=True, help="Markov states."
 )
+@click.option(
+    "--refit-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Markov: out-of-sample labels, refitting on an expanding window every N bars "
+    "[default: in-sample parameters].",
+)
+@click.option(
+    "--min-train-bars",
+    type=int,
+    default=250,
+    show_default=True,
+    help="Markov with --refit-every: bars in the first fit.",
+)
 @json_option
 def regime(
     csv_path: Path | None,
@@ -261,14 +275,21 @@ def regime(
     store_url: str | None,
     detector: str,
     states: int,
+    refit_every: int | None,
+    min_train_bars: int,
     as_json: bool,
 ) -> None:
     """Market regimes: the share of time in each regime and the current regime with its limits.
 
-    Each bar's label uses data up to that bar only. Limits per regime come from the settings
-    (CHIMERA_RISK__REGIME_LIMITS__<REGIME>__...).
+    Rules: each bar's label uses data up to that bar only; bars whose features are still
+    warming up have no label and are counted as warm-up (not NORMAL). Markov: by default the
+    parameters are fitted on the whole history (in-sample: a label depends on later data
+    through them); --refit-every N labels out of sample from expanding-window fits. Limits per
+    regime come from the settings (CHIMERA_RISK__REGIME_LIMITS__<REGIME>__...); without a
+    label NORMAL limits apply.
     """
     from chimera_lab.risk import (
+        WARMUP,
         MarkovRegimeDetector,
         Regime,
         RegimeDetector,
@@ -276,6 +297,8 @@ def regime(
         regime_shares,
     )
 
+    if detector == "rules" and refit_every is not None:
+        raise click.BadParameter("applies to --detector markov only", param_hint="--refit-every")
     settings = get_settings()
     bars, src = load_source(
         csv_path=csv_path,
@@ -289,33 +312,52 @@ def regime(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         det: RegimeDetector | MarkovRegimeDetector = (
-            RegimeDetector() if detector == "rules" else MarkovRegimeDetector(k_regimes=states)
+            RegimeDetector()
+            if detector == "rules"
+            else MarkovRegimeDetector(
+                k_regimes=states, refit_every=refit_every, min_train_bars=min_train_bars
+            )
         )
         labels = det.fit(bars).predict(bars)
     shares = regime_shares(labels)
-    current = Regime(labels.iloc[-1])
-    codes = labels.map(lambda r: Regime(r).value).to_numpy()
+    n = len(labels)
+    codes = np.array([WARMUP if pd.isna(v) else Regime(v).value for v in labels], dtype=object)
+    counts = {k: int(np.count_nonzero(codes == k)) for k in shares.index}
+    last = labels.iloc[-1]
+    current = None if pd.isna(last) else Regime(last)
     change = np.flatnonzero(codes != codes[-1])
     first = int(change[-1]) + 1 if change.size else 0
     since = labels.index[first]
-    crisis = labels == Regime.CRISIS
-    episodes = labels.index[crisis & ~crisis.shift(1, fill_value=False)]
-    limits = regime_limits(settings)[current]
+    crisis = codes == Regime.CRISIS.value
+    starts = crisis & ~np.r_[False, crisis[:-1]]
+    episodes = labels.index[starts]
+    limits = regime_limits(settings)[current or Regime.NORMAL]
+    if isinstance(det, MarkovRegimeDetector):
+        parameters = (
+            "in-sample: fitted on all bars, so a label at t depends on later data through them"
+            if det.in_sample
+            else f"out-of-sample: expanding-window refit every {refit_every} bars from bar "
+            f"{min_train_bars}, each label uses data up to its bar only"
+        )
+    else:
+        parameters = "rules: each label uses data up to its bar only"
     out = {
         "source": src.describe(),
         "bars": len(bars),
         "first": bars.index[0],
         "last": bars.index[-1],
         "detector": repr(det),
+        "parameters": parameters,
         "shares": shares.to_dict(),
-        "bars_per_regime": {k: int(round(v * len(labels))) for k, v in shares.items()},
+        "bars_per_regime": counts,
+        "warm_up_bars": counts[WARMUP],
         "current": {
-            "regime": current.value,
+            "regime": None if current is None else current.value,
             "since": since,
-            "bars": len(labels) - first,
+            "bars": n - first,
             "limits": vars(limits),
         },
-        "crisis_episodes": [ts for ts in episodes],
+        "crisis_episodes": list(episodes),
         "warnings": _flush_warnings(caught, as_json),
     }
     if as_json:
@@ -323,15 +365,26 @@ def regime(
         return
     click.echo(f"{src.describe()}: {_span(bars)}")
     click.echo(f"detector: {det!r}")
+    click.echo(f"labels: {parameters}")
     click.echo(f"{'regime':<10}{'share':>8}{'bars':>8}")
     for name, share in shares.items():
-        click.echo(f"{name:<10}{share:>8.1%}{out['bars_per_regime'][name]:>8,}")
+        label = "warm-up" if name == WARMUP else str(name)
+        click.echo(f"{label:<10}{share:>8.1%}{counts[str(name)]:>8,}")
     cur = out["current"]
-    click.echo(
-        f"current: {current.value} since {since:%Y-%m-%d %H:%M} ({cur['bars']:,} bars); limits: "
+    limits_text = (
         f"exposure x{limits.exposure_multiplier:g}, max leverage {limits.max_leverage:g}, "
         f"VaR limit {limits.var_limit:.2%}"
     )
+    if current is None:
+        click.echo(
+            f"current: warm-up (no label: the history is too short) since "
+            f"{since:%Y-%m-%d %H:%M} ({cur['bars']:,} bars); NORMAL limits apply: {limits_text}"
+        )
+    else:
+        click.echo(
+            f"current: {current.value} since {since:%Y-%m-%d %H:%M} ({cur['bars']:,} bars); "
+            f"limits: {limits_text}"
+        )
     if len(episodes):
         recent = ", ".join(f"{ts:%Y-%m-%d}" for ts in episodes[-5:])
         click.echo(f"crisis episodes: {len(episodes)} (most recent: {recent})")

@@ -26,6 +26,7 @@ from chimera_lab.risk.limits import (
 from chimera_lab.risk.plots import plot_regimes, plot_var_exceedances
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
 from chimera_lab.risk.regime import (
+    WARMUP,
     MarkovRegimeDetector,
     Regime,
     RegimeDetector,
@@ -44,6 +45,7 @@ from chimera_lab.risk.var_backtest import (
 )
 
 __all__ = [
+    "WARMUP",
     "KellyEstimate",
     "KellyPosition",
     "MarkovRegimeDetector",

@@ -7,7 +7,7 @@ Examples
 --------
 >>> from chimera_lab.data.synthetic import make_ohlcv
 >>> from chimera_lab.risk import RegimeDetector
->>> bars = make_ohlcv(500, seed=2, timeframe="1d")
+>>> bars = make_ohlcv(1_000, seed=2, timeframe="1d")
 >>> labels = RegimeDetector().fit(bars).predict(bars)
 >>> fig = plot_regimes(bars, labels)
 >>> len(fig.axes)
@@ -22,25 +22,26 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import DataError
-from chimera_lab.risk.regime import Regime
+from chimera_lab.risk.regime import WARMUP, Regime
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["REGIME_COLORS", "plot_regimes", "plot_var_exceedances"]
 
-REGIME_COLORS = {
+REGIME_COLORS: dict[Regime | str, str] = {
     Regime.NORMAL: "#ffffff",
     Regime.TRENDING: "#c8e6c9",
     Regime.VOLATILE: "#ffe0b2",
     Regime.CRISIS: "#ef9a9a",
+    WARMUP: "#e0e0e0",
 }
-"""Background colour of each regime (NORMAL is left unshaded)."""
+"""Background colour of each regime and of unlabelled warm-up bars (NORMAL is unshaded)."""
 
 
-def _spans(labels: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp, Regime]]:
+def _spans(labels: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp, Regime | str]]:
     # Runs of equal labels as (start, end, regime); a run ends where the next one starts.
-    codes = [Regime(v) for v in labels]
+    codes: list[Regime | str] = [WARMUP if pd.isna(v) else Regime(v) for v in labels]
     idx = labels.index
     spans = []
     start = 0
@@ -67,7 +68,8 @@ def plot_regimes(
     ohlcv : DataFrame
         Bars (only ``close`` is drawn).
     labels : Series
-        Regime per bar, same index (e.g. ``RegimeDetector().fit(bars).predict(bars)``).
+        Regime per bar, same index (e.g. ``RegimeDetector().fit(bars).predict(bars)``);
+        bars without a label (warm-up) are shaded grey.
     title : str, optional
     log_scale : bool, default True
     figsize : (float, float)
@@ -89,11 +91,14 @@ def plot_regimes(
     if log_scale:
         ax.set_yscale("log")
     ax.set_ylabel("close")
+    shown: list[Regime | str] = [Regime.TRENDING, Regime.VOLATILE, Regime.CRISIS]
+    if labels.isna().any():
+        shown.append(WARMUP)
     handles = [
-        Patch(facecolor=REGIME_COLORS[r], edgecolor="#9e9e9e", label=r.value)
-        for r in (Regime.TRENDING, Regime.VOLATILE, Regime.CRISIS)
+        Patch(facecolor=REGIME_COLORS[r], edgecolor="#9e9e9e", label=str(r).replace("_", "-"))
+        for r in shown
     ]
-    ax.legend(handles=handles, loc="upper left", frameon=False, ncols=3)
+    ax.legend(handles=handles, loc="upper left", frameon=False, ncols=len(handles))
     ax.margins(x=0)
     if title:
         ax.set_title(title)

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from chimera_lab.cli import main
 from chimera_lab.data import load_ohlcv
-from chimera_lab.risk import rolling_var, value_at_risk, var_backtest
+from chimera_lab.errors import DataQualityWarning
+from chimera_lab.risk import (
+    MarkovRegimeDetector,
+    Regime,
+    RegimeDetector,
+    regime_shares,
+    rolling_var,
+    value_at_risk,
+    var_backtest,
+)
 
 DAILY = (
     Path(__file__).resolve().parents[2]
@@ -105,21 +115,86 @@ def test_var_needs_a_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "--csv" in err
 
 
-def test_regime_prints_shares_and_current(capsys: pytest.CaptureFixture[str]) -> None:
+CRISIS_EPISODES = [  # first day of each run of CRISIS days on the daily sample (defaults)
+    "2017-12-22", "2017-12-30", "2018-01-16", "2018-02-05", "2018-11-19", "2018-11-24",
+    "2018-11-26", "2019-07-16", "2019-09-24", "2020-03-09", "2020-03-12", "2021-01-21",
+    "2021-05-12", "2021-05-14", "2021-05-19", "2021-05-21", "2021-05-23", "2022-01-21",
+    "2022-05-09", "2022-06-13", "2022-06-18", "2022-08-19", "2022-11-08", "2024-08-05",
+    "2025-02-26",
+]  # fmt: skip
+
+
+def test_regime_prints_shares_warm_up_and_current(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "regime", "--csv", str(DAILY))
     assert code == 0, err
-    for name in ("normal", "trending", "volatile", "crisis"):
-        assert name in out
-    assert "current:" in out and "crisis episodes:" in out
+    assert err == ""  # 79 warm-up bars of 2,932 (2.7%) are below the warning level
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if "%" in line}
+    assert rows["normal"] == ["75.6%", "2,217"] and rows["crisis"] == ["1.5%", "43"]
+    assert rows["warm-up"] == ["2.7%", "79"]
+    assert "current: normal since 2025-07-23 00:00 (35 bars)" in out
+    assert "crisis episodes: 25 (most recent: 2022-06-18, 2022-08-19, 2022-11-08, " in out
 
 
-def test_regime_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_regime_json_equals_the_detector_on_the_same_bars(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(capsys, "regime", "--csv", str(DAILY), "--json")
     assert code == 0
     doc = json.loads(out)
+    labels = RegimeDetector().fit(load_ohlcv(DAILY)).predict(load_ohlcv(DAILY))
+    assert doc["shares"] == pytest.approx(regime_shares(labels).to_dict(), rel=1e-12)
     assert sum(doc["shares"].values()) == pytest.approx(1.0)
-    assert doc["shares"]["crisis"] <= 0.05
-    assert doc["current"]["regime"] in doc["shares"]
-    assert "2020-03-12T00:00:00Z" in doc["crisis_episodes"] or any(
-        e.startswith("2020-03-1") for e in doc["crisis_episodes"]
-    )
+    assert doc["bars_per_regime"] == {
+        "normal": 2217, "trending": 101, "volatile": 492, "crisis": 43, "warm_up": 79
+    }  # fmt: skip
+    assert doc["warm_up_bars"] == int(labels.isna().sum()) == 79
+    # the exact crisis episodes: starts of the runs of CRISIS labels
+    crisis = (labels == Regime.CRISIS).to_numpy()
+    starts = labels.index[crisis & ~np.r_[False, crisis[:-1]]]
+    assert [e[:10] for e in doc["crisis_episodes"]] == [f"{t:%Y-%m-%d}" for t in starts]
+    assert [e[:10] for e in doc["crisis_episodes"]] == CRISIS_EPISODES
+    assert doc["current"] == {
+        "regime": "normal",
+        "since": "2025-07-23T00:00:00Z",
+        "bars": 35,
+        "limits": {"exposure_multiplier": 1.0, "max_leverage": 2.0, "var_limit": 0.05},
+    }
+    assert doc["parameters"].startswith("rules: each label uses data up to its bar only")
+
+
+def test_regime_on_too_short_a_history_shows_warm_up_not_normal(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path
+) -> None:
+    minute = samples_dir / "btcusdt_1m_binance_20240726_20240825.csv.gz"
+    code, out, err = run(capsys, "regime", "--csv", str(minute))
+    assert code == 0
+    assert err.startswith("warning: RegimeDetector: 43,209 of 43,209 bars (100.0%) have no regime")
+    assert "the first label needs 115,200 bars of history" in err
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if "%" in line}
+    assert rows["normal"] == ["0.0%", "0"] and rows["warm-up"] == ["100.0%", "43,209"]
+    assert "current: warm-up (no label: the history is too short)" in out
+    code, out, _ = run(capsys, "regime", "--csv", str(minute), "--json")
+    doc = json.loads(out)
+    assert doc["shares"]["warm_up"] == 1.0 and doc["current"]["regime"] is None
+    assert doc["warnings"][0].startswith("RegimeDetector: 43,209 of 43,209 bars")
+
+
+def test_regime_markov_says_in_sample_and_refits_out_of_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = ["regime", "--csv", str(DAILY), "--end", "2019-05-31", "--detector", "markov"]
+    code, out, err = run(capsys, *base)
+    assert code == 0, err
+    assert "labels: in-sample: fitted on all bars, so a label at t depends on later data" in out
+    code, out, err = run(capsys, *base, "--refit-every", "200", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["parameters"].startswith("out-of-sample: expanding-window refit every 200 bars")
+    assert doc["warm_up_bars"] == 250  # bars before the first fit have no label
+    bars = load_ohlcv(DAILY).loc[:"2019-05-31"]
+    det = MarkovRegimeDetector(refit_every=200, min_train_bars=250).fit(bars)
+    with pytest.warns(DataQualityWarning):  # 250 of 652 bars without a label
+        labels = det.predict(bars)
+    assert doc["shares"] == pytest.approx(regime_shares(labels).to_dict(), rel=1e-12)
+    code, _, err = run(capsys, "regime", "--csv", str(DAILY), "--refit-every", "5")
+    assert code == 2 and "--refit-every" in err

@@ -16,8 +16,12 @@ def test_plot_regimes_shades_non_normal_runs() -> None:
     labels = RegimeDetector().fit(bars).predict(bars)
     fig = plot_regimes(bars, labels, title="demo")
     ax = fig.axes[0]
-    runs = (labels != labels.shift()).cumsum()[labels != "normal"].nunique()
-    assert len(ax.patches) == runs  # one axvspan per non-NORMAL run
+    codes = labels.fillna("warm_up")
+    assert codes.iloc[0] == "warm_up"  # the first bars have no label and are shaded grey
+    runs = (codes != codes.shift()).cumsum()[codes != "normal"].nunique()
+    assert len(ax.patches) == runs  # one axvspan per non-NORMAL run, warm-up included
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["trending", "volatile", "crisis", "warm-up"]
     assert ax.get_yscale() == "log" and ax.get_title() == "demo"
     with pytest.raises(DataError, match="same index"):
         plot_regimes(bars, labels.iloc[:-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from chimera_lab.config import RiskSettings, Settings
 from chimera_lab.data import load_ohlcv
 from chimera_lab.data.synthetic import make_ohlcv
-from chimera_lab.errors import ConfigError, DataError, NotFittedError
+from chimera_lab.errors import ConfigError, DataError, DataQualityWarning, NotFittedError
 from chimera_lab.risk import (
     MarkovRegimeDetector,
     Regime,
@@ -42,14 +43,19 @@ def _bars_from_closes(closes: np.ndarray, freq: str = "1D") -> pd.DataFrame:
 
 
 DETECTORS: list[Any] = [
-    pytest.param(lambda: RegimeDetector(), id="rules"),
-    pytest.param(lambda: MarkovRegimeDetector(k_regimes=2), id="markov2"),
+    pytest.param(lambda: RegimeDetector(), 1200, id="rules"),
+    # out-of-sample Markov labels: expanding-window refits every 200 bars from bar 250
+    pytest.param(
+        lambda: MarkovRegimeDetector(k_regimes=2, refit_every=200, min_train_bars=250),
+        700,
+        id="markov2-expanding",
+    ),
 ]
 
 
-@pytest.mark.parametrize("make", DETECTORS)
-def test_detector_contract(make: Any, daily: pd.DataFrame) -> None:
-    data = daily.iloc[:1200]
+@pytest.mark.parametrize(("make", "n"), DETECTORS)
+def test_detector_contract(make: Any, n: int, daily: pd.DataFrame) -> None:
+    data = daily.iloc[:n]
     det = make()
     # unfitted
     with pytest.raises(NotFittedError, match="fit"):
@@ -58,27 +64,130 @@ def test_detector_contract(make: Any, daily: pd.DataFrame) -> None:
     assert not [k for k in vars(det) if k.endswith("_")]
     assert det.fit(data) is det
     assert [k for k in vars(det) if k.endswith("_")]
-    labels = det.predict(data)
-    assert labels.index.equals(data.index) and labels.name == "regime"
-    assert set(labels) <= set(Regime)
-    # deterministic
-    again = make().fit(data).predict(data)
-    assert labels.equals(again)
-    # refit on other data, then back: same as a fresh fit
-    det.fit(daily.iloc[1200:2400])
-    assert det.fit(data).predict(data).equals(labels)
-    # no look-ahead: predictions on truncated history are the prefix of the full predictions
-    for cut in (150, 600, 1000, 1199):
-        assert det.predict(data.iloc[:cut]).equals(labels.iloc[:cut]), cut
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)  # warm-up shares, checked elsewhere
+        labels = det.predict(data)
+        assert labels.index.equals(data.index) and labels.name == "regime"
+        assert set(labels.dropna()) <= set(Regime) and labels.notna().mean() > 0.5
+        # deterministic
+        assert labels.equals(make().fit(data).predict(data))
+        # no look-ahead, the strict form: a detector fitted *and* run on the history up to a
+        # cut gives the prefix of the labels computed on the full history
+        cuts = (150, 600, 1000, 1199) if n == 1200 else (300, 451, 699)
+        for cut in cuts:
+            part = make().fit(data.iloc[:cut]).predict(data.iloc[:cut])
+            assert part.equals(labels.iloc[:cut]), cut
     # parameters round-trip through get_params (scikit-learn style)
     clone = type(det)(**det.get_params())
     assert repr(clone) == repr(det)
 
 
-def test_flat_market_is_normal() -> None:
+def test_markov_in_sample_labels_look_ahead_through_the_parameters(daily: pd.DataFrame) -> None:
+    # The default Markov detector fits on the whole sample: refitting on a truncated history
+    # changes past labels, which is why it is documented as in-sample and why
+    # refit_every exists. (With the parameters held fixed, the filter alone is causal.)
+    data = daily.iloc[:700]
+    full = MarkovRegimeDetector().fit(data)
+    labels = full.predict(data)
+    assert full.predict(data.iloc[:400]).equals(labels.iloc[:400])  # same parameters: causal
+    refit = MarkovRegimeDetector().fit(data.iloc[:400]).predict(data.iloc[:400])
+    assert not refit.equals(labels.iloc[:400])
+    assert MarkovRegimeDetector().in_sample
+    assert not MarkovRegimeDetector(refit_every=50).in_sample
+
+
+def test_markov_expanding_labels_use_the_latest_fit_on_data_up_to_the_refit_bar(
+    daily: pd.DataFrame,
+) -> None:
+    from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
+
+    data = daily.iloc[:560]
+    det = MarkovRegimeDetector(refit_every=150, min_train_bars=250).fit(data)
+    proba = det.predict_proba(data)
+    assert proba.iloc[:250].isna().all().all() and proba.iloc[250:].notna().all().all()
+    assert list(proba.columns) == ["normal", "volatile"]
+    # bar 480 is labelled by the fit at bar 400 (returns of bars 1..400), filtered to bar 480
+    r = np.diff(np.log(data["close"].to_numpy())) * 100
+    res = MarkovRegression(r[:400], k_regimes=2, trend="c", switching_variance=True).fit(
+        disp=False, em_iter=50, search_reps=0
+    )
+    model = MarkovRegression(r[:480], k_regimes=2, trend="c", switching_variance=True)
+    filt = np.asarray(model.filter(res.params).filtered_marginal_probabilities)
+    filt = filt if filt.shape[0] == 480 else filt.T
+    names = list(model.param_names)
+    calm = int(np.argmin([res.params[names.index(f"sigma2[{i}]")] for i in range(2)]))
+    assert proba.iloc[480]["normal"] == pytest.approx(filt[479, calm], abs=1e-9)
+    with pytest.warns(DataQualityWarning, match=r"250 of 560 bars .*\(min_train_bars=250\)"):
+        labels = det.predict(data)
+    assert labels.iloc[:250].isna().all()
+    assert labels.iloc[480] == (Regime.NORMAL if filt[479, calm] >= 0.5 else Regime.VOLATILE)
+
+
+def test_markov_refit_parameters_are_checked() -> None:
+    bars = make_ohlcv(300, seed=1)
+    for kwargs, match in (
+        ({"refit_every": 0}, "refit_every"),
+        ({"refit_every": 2.5}, "refit_every"),
+        ({"refit_every": 10, "min_train_bars": 20}, "min_train_bars"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            MarkovRegimeDetector(**kwargs).fit(bars)  # type: ignore[arg-type]
+
+
+def test_flat_market_is_normal_after_the_warm_up() -> None:
     bars = _bars_from_closes(np.full(400, 100.0))
-    labels = RegimeDetector().fit(bars).predict(bars)
-    assert (labels == Regime.NORMAL).all()
+    det = RegimeDetector().fit(bars)
+    with pytest.warns(DataQualityWarning, match="79 of 400 bars"):
+        labels = det.predict(bars)
+    assert labels.iloc[: det.warmup_bars_].isna().all()
+    assert (labels.iloc[det.warmup_bars_ :] == Regime.NORMAL).all()
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "kwargs"),
+    [
+        ("1d", {}),
+        ("1d", {"trend_window_days": 120}),
+        ("1h", {"vol_window_days": 5, "min_percentile_days": 10, "percentile_window_days": 20}),
+        ("1h", {"shock_window_days": 8, "vol_window_days": 2, "min_percentile_days": 3}),
+    ],
+)
+def test_warm_up_bars_have_no_label(timeframe: str, kwargs: dict[str, float]) -> None:
+    bars = make_ohlcv(1_600, seed=2, timeframe=timeframe, volatility=0.02)
+    det = RegimeDetector(**kwargs).fit(bars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        labels = det.predict(bars)
+    features = det.features(bars)
+    defined = features.drop(columns=["log_return", "vol"]).notna().all(axis=1)
+    # warmup_bars_ is where the first label is; from there every bar has one
+    assert int(np.flatnonzero(defined.to_numpy())[0]) == det.warmup_bars_
+    assert labels.isna().to_numpy().tolist() == (~defined).to_numpy().tolist()
+    assert labels.iloc[: det.warmup_bars_].isna().all()
+    assert labels.iloc[det.warmup_bars_ :].notna().all()
+
+
+def test_too_short_a_history_warns_with_bars_needed_and_given(samples_dir: Path) -> None:
+    # 30 days of 1-minute bars: the default windows (60 days of percentile history on top of
+    # 20 days of volatility) cannot be computed; the 5 Aug 2024 crash is not called NORMAL.
+    bars = load_ohlcv(samples_dir / "btcusdt_1m_binance_20240726_20240825.csv.gz")
+    det = RegimeDetector().fit(bars)
+    msg = r"43,209 of 43,209 bars \(100.0%\) have no regime label: the first label needs 115,200"
+    with pytest.warns(DataQualityWarning, match=msg):
+        labels = det.predict(bars)
+    assert labels.isna().all()
+    assert labels.loc["2024-08-05"].isna().all()
+    shares = regime_shares(labels)
+    assert shares["warm_up"] == 1.0 and shares["normal"] == 0.0
+    # a long enough history has no warning (warnings are errors in this suite)
+    short = RegimeDetector(
+        vol_window_days=0.5,
+        shock_window_days=0.5,
+        min_percentile_days=2,
+        percentile_window_days=10,
+        trend_window_days=2,
+    )
+    assert short.fit(bars).predict(bars).loc["2024-08-05"].notna().all()
 
 
 def test_constructed_paths_get_the_expected_regimes() -> None:
@@ -211,6 +320,14 @@ def test_regime_limits_follow_settings() -> None:
 def test_regime_is_a_string_enum() -> None:
     assert Regime.CRISIS == "crisis" and Regime("volatile") is Regime.VOLATILE
     shares = regime_shares(pd.Series([Regime.CRISIS, Regime.NORMAL]))
-    assert shares.to_dict() == {"normal": 0.5, "trending": 0.0, "volatile": 0.0, "crisis": 0.5}
+    assert shares.to_dict() == {
+        "normal": 0.5,
+        "trending": 0.0,
+        "volatile": 0.0,
+        "crisis": 0.5,
+        "warm_up": 0.0,
+    }
+    with_gaps = regime_shares(pd.Series([None, "crisis", np.nan, Regime.NORMAL], dtype=object))
+    assert with_gaps["warm_up"] == 0.5 and with_gaps.sum() == 1.0
     with pytest.raises(DataError):
         regime_shares(pd.Series([], dtype=object))
