@@ -23,6 +23,7 @@ __all__ = [
     "prepare_target",
     "return_moments",
     "simulate",
+    "simulate_from",
 ]
 
 # Exit reasons of a trade (int8 in the kernel, strings in BacktestResult.trades).
@@ -245,6 +246,69 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     equity,
     units_out,
 ):
+    """Simulate target-exposure trading bar by bar from a flat account (see :func:`_simulate`)."""
+    return _simulate(
+        open_, high, low, close, target, start, initial_capital, fee_rate, slip_rate,
+        stop_loss, take_profit, rebalance_tol, fund_idx, fund_rate, max_trades, equity,
+        units_out, 0.0, 0.0,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def simulate_from(  # type: ignore[no-untyped-def]  # numba kernel
+    open_, high, low, close, target, start, cash, units, last_target, fee_rate, slip_rate,
+    equity, units_out,
+):  # fmt: skip
+    """Continue a simulation from a known account state, without stops, funding or rebalancing.
+
+    The account holds ``cash`` and ``units`` at bar ``start``'s open, last traded to
+    ``last_target``; bars ``start .. n - 1`` are simulated with the same fill rules as
+    :func:`simulate` (so running it in pieces gives the same equity as one run). Used by the
+    ``kelly`` strategy's risk overlay to know its own equity at each decision. Writes
+    ``equity`` and ``units_out`` (length ``n - start``) and returns ``(cash, units)`` after
+    the last bar's close.
+    """
+    no_i = np.empty(0, dtype=np.int64)
+    no_f = np.empty(0, dtype=np.float64)
+    # Each target change can open at most one trade record: bound them for the buffers.
+    n = close.shape[0]
+    changes = 0
+    prev = last_target
+    for i in range(max(start, 1), n):
+        if target[i - 1] != prev:
+            changes += 1
+            prev = target[i - 1]
+    _simulate(
+        open_, high, low, close, target, start, cash, fee_rate, slip_rate, np.nan, np.nan,
+        np.inf, no_i, no_f, changes + 2, equity, units_out, units, last_target,
+    )  # fmt: skip
+    last = close.shape[0] - 1 - start
+    held = units_out[last]
+    return equity[last] - held * close[close.shape[0] - 1], held
+
+
+@njit(cache=True)
+def _simulate(  # type: ignore[no-untyped-def]  # numba kernel
+    open_,
+    high,
+    low,
+    close,
+    target,
+    start,
+    initial_capital,
+    fee_rate,
+    slip_rate,
+    stop_loss,
+    take_profit,
+    rebalance_tol,
+    fund_idx,
+    fund_rate,
+    max_trades,
+    equity,
+    units_out,
+    units0,
+    target0,
+):
     """Simulate target-exposure trading bar by bar; see :func:`chimera_lab.backtest.run`.
 
     Parameters are float64 arrays of length n (``target[t]`` is decided at bar t's close),
@@ -254,7 +318,9 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     with rates ``fund_rate``, an upper bound on the number of trades, and the output arrays
     ``equity`` and ``units_out`` of length n - start (allocated by the caller: numpy asks the
     kernel for huge pages on large arrays, which makes first-touch page faults far cheaper
-    than numba's own allocations).
+    than numba's own allocations). ``units0`` and ``target0`` are the position held at
+    ``start`` and the target it was last traded to (0 for a fresh account; a held position
+    opens a trade record at ``start``'s open).
 
     Each bar has three moments at which a fill can happen: the open (the order decided at
     the previous close, or closing a bankrupt account), intrabar (a stop or target), and
@@ -267,8 +333,8 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     totals : float64 [fees, funding, traded notional]
     """
     n = close.shape[0]
-    t_int = np.empty((max_trades, 4), dtype=np.int64)
-    t_flt = np.empty((max_trades, T_NFIELDS))
+    t_int = np.empty((max_trades + 1, 4), dtype=np.int64)
+    t_flt = np.empty((max_trades + 1, T_NFIELDS))
     use_sl = not np.isnan(stop_loss)
     use_tp = not np.isnan(take_profit)
     use_stops = use_sl or use_tp
@@ -276,10 +342,23 @@ def simulate(  # type: ignore[no-untyped-def]  # numba kernel
     n_fund = fund_idx.shape[0]
 
     cash = initial_capital
-    units = 0.0
-    last_target = 0.0
+    units = units0
+    last_target = target0
     cur = -1
     n_trades = 0
+    if units != 0.0 and start < n:
+        cur = 0
+        n_trades = 1
+        t_int[0, 0] = start
+        t_int[0, 1] = -1
+        t_int[0, 2] = 1 if units > 0.0 else -1
+        t_int[0, 3] = REASON_OPEN
+        for k in range(T_NFIELDS):
+            t_flt[0, k] = 0.0
+        t_flt[0, T_SIZE] = abs(units)
+        t_flt[0, T_ENTRY_VALUE] = abs(units) * open_[start]
+        t_flt[0, T_ENTRY_UNITS] = abs(units)
+        t_flt[0, T_CASH] = -units * open_[start]
     fees = 0.0
     funding = 0.0
     notional = 0.0

@@ -396,9 +396,10 @@ def run(
         Annualisation factor; inferred from the bar spacing (365-day years) by default.
     **params
         Strategy parameters (checked against its signature). A strategy that declares a
-        parameter named ``allow_short``, ``fee_bps`` or ``slippage_bps`` receives the
-        engine's value unless one is given (the ``kelly`` strategy uses this to simulate its
-        base trades the way this backtest takes them).
+        parameter named ``allow_short``, ``fee_bps``, ``slippage_bps``, ``initial_capital``
+        or ``trade_start`` receives the engine's value unless one is given (the ``kelly``
+        strategy uses this to simulate its base trades, and its risk overlay's account, the
+        way this backtest takes them).
 
     Returns
     -------
@@ -445,7 +446,13 @@ def run(
     else:
         spec = resolve_strategy(strategy)
         name = spec.name
-        context = {"allow_short": allow_short, "fee_bps": fee_bps, "slippage_bps": slippage_bps}
+        context = {
+            "allow_short": allow_short,
+            "fee_bps": fee_bps,
+            "slippage_bps": slippage_bps,
+            "initial_capital": initial_capital,
+            "trade_start": trade_start,
+        }
         for key, value in context.items():
             if key in spec.parameters and key not in params:
                 params[key] = value

@@ -209,7 +209,7 @@ def backtest(
         return
     if strategy_name is None:
         raise click.UsageError("--strategy is required (see --list-strategies)")
-    from chimera_lab.backtest import SUMMARY_KEYS, run
+    from chimera_lab.backtest import SUMMARY_KEYS, resolve_strategy, run
     from chimera_lab.data.funding import load_funding
 
     settings = get_settings(ctx)
@@ -231,6 +231,13 @@ def backtest(
         settings=settings,
     )
     funding = load_funding(funding_path) if funding_path is not None else None
+    strategy_params = parse_params(params)
+    if strategy_params.get("risk") is True and "risk" in resolve_strategy(strategy_name).parameters:
+        # --param risk=True: the pre-trade limits configured for this environment
+        # (CHIMERA_RISK__*), not the library defaults.
+        from chimera_lab.risk import RiskManager
+
+        strategy_params["risk"] = RiskManager(settings)
     result = run(
         data,
         strategy_name,
@@ -244,7 +251,7 @@ def backtest(
         rebalance_tolerance=rebalance_tolerance,
         funding=funding,
         trade_start=trade_start,
-        **parse_params(params),
+        **strategy_params,
     )
     if report_path is not None:
         result.to_html(report_path, command=_command_line(ctx))

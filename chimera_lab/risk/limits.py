@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
@@ -264,7 +265,12 @@ class RiskManager:
 
     def __repr__(self) -> str:
         assets = None if self.returns is None else list(self.returns.columns)
-        return f"RiskManager(assets={assets}, confidence={self.settings.var_confidence})"
+        s = self.settings
+        return (
+            f"RiskManager(max_exposure={s.max_exposure:g}, max_leverage={s.max_leverage:g}, "
+            f"drawdown_kill={s.drawdown_kill:g}, max_order_notional={s.max_order_notional:g}, "
+            f"var_confidence={s.var_confidence:g}, assets={assets})"
+        )
 
     # ------------------------------------------------------------------ VaR
 
@@ -357,6 +363,24 @@ class RiskManager:
 
     # ------------------------------------------------------------------ pre-trade check
 
+    def drawdown_breached(self, equity: npt.ArrayLike, peak_equity: npt.ArrayLike) -> Any:
+        """Return where the drawdown kill switch trips (scalars or arrays, vectorised).
+
+        True when equity is <= 0 or at least ``drawdown_kill`` below the peak (the peak is
+        at least the equity). This is the rule :meth:`check_order` applies; a backtest uses it
+        to watch its equity path bar by bar.
+
+        Examples
+        --------
+        >>> RiskManager().drawdown_breached([100.0, 81.0, 79.0, -1.0], 100.0).tolist()
+        [False, False, True, True]
+        """
+        e = np.asarray(equity, dtype=np.float64)
+        peak = np.maximum(np.asarray(peak_equity, dtype=np.float64), e)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drawdown = np.where(peak > 0, 1.0 - e / peak, 0.0)
+        return (e <= 0.0) | (drawdown >= self.settings.drawdown_kill)
+
     def check_order(
         self, order: OrderRequest, portfolio_state: PortfolioState, market_state: MarketState
     ) -> RiskDecision:
@@ -391,7 +415,7 @@ class RiskManager:
         reasons: list[str] = []
 
         drawdown = 1.0 - equity / peak
-        kill = portfolio_state.locked or drawdown >= s.drawdown_kill or equity <= 0
+        kill = portfolio_state.locked or bool(self.drawdown_breached(equity, peak))
         if kill:
             why = (
                 "kill switch latched"

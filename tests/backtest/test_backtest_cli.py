@@ -180,3 +180,33 @@ def test_bars_from_the_store(capsys: pytest.CaptureFixture[str], store_url: str)
     t0, t1 = pd.Timestamp("2024-08-01", tz="UTC"), pd.Timestamp("2024-08-10", tz="UTC")
     want = run(data.loc[t0:t1], "sma_cross")
     assert stats["final_equity"] == pytest.approx(want.stats["final_equity"], rel=1e-12)
+
+
+def test_kelly_with_risk_uses_the_environments_risk_settings(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chimera_lab.config import Settings
+    from chimera_lab.risk import RiskManager
+
+    monkeypatch.setenv("CHIMERA_RISK__MAX_EXPOSURE", "0.3")
+    monkeypatch.setenv("CHIMERA_RISK__DRAWDOWN_KILL", "0.5")
+    csv = samples_dir / BTC_1D
+    params = ["--param", "base_params={'fast': 5, 'slow': 20}", "--allow-short"]
+    code, js, err = chimera(
+        capsys, "--csv", str(csv), "--strategy", "kelly", *params, "--param", "risk=True", "--json"
+    )
+    assert code == 0, err
+    stats = json.loads(js)
+    data = load_ohlcv(csv)
+    kw = {"base_params": {"fast": 5, "slow": 20}, "allow_short": True}
+    manager = RiskManager(Settings(_env_file=None))
+    assert manager.settings.max_exposure == 0.3  # read from the environment
+    want = run(data, "kelly", risk=manager, **kw)
+    assert want.signal.abs().max() == pytest.approx(0.3)
+    assert stats["final_equity"] == pytest.approx(want.stats["final_equity"], rel=1e-12)
+    assert stats["n_trades"] == want.stats["n_trades"]
+    unchecked = run(data, "kelly", **kw)
+    assert unchecked.stats["final_equity"] != pytest.approx(stats["final_equity"], rel=1e-6)
+    code, out, _ = chimera(capsys, "--csv", str(csv), "--strategy", "kelly", *params,
+                           "--param", "risk=True")  # fmt: skip
+    assert "RiskManager(max_exposure=0.3, max_leverage=1, drawdown_kill=0.5" in out.splitlines()[0]

@@ -8,14 +8,20 @@ it and *when* a size takes effect, so that nothing from the future is used.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from chimera_lab.backtest.strategies._registry import resolve_strategy, strategy
-from chimera_lab.errors import ConfigError, DataError
+from chimera_lab.backtest.strategies._risk import apply_risk, manager_from
+from chimera_lab.config import RiskSettings, Settings
+from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
 from chimera_lab.risk.kelly import kelly_inputs_from_trades
+from chimera_lab.risk.limits import RiskManager
+from chimera_lab.risk.regime import RegimeDetector
+from chimera_lab.risk.var import rolling_var
 
 __all__ = ["kelly", "kelly_sizes"]
 
@@ -72,6 +78,11 @@ def kelly(
     allow_short: bool = False,
     fee_bps: float = 0.0,
     slippage_bps: float = 0.0,
+    risk: bool | RiskManager | RiskSettings | Settings | None = None,
+    risk_regime: bool = False,
+    risk_var_window: int | None = None,
+    initial_capital: float = 100_000.0,
+    trade_start: str | pd.Timestamp | None = None,
 ) -> pd.Series:
     """Trade a base strategy's direction with a Kelly size from its trailing closed trades.
 
@@ -106,6 +117,28 @@ def kelly(
     allow_short, fee_bps, slippage_bps
         As for the backtest; :func:`chimera_lab.backtest.run` passes its own values when
         they are not given, so the base trades are the ones the backtest would take.
+    risk : bool, RiskManager, RiskSettings or Settings, optional
+        Pre-trade risk checks (default off). When on, every new target is passed through
+        :meth:`chimera_lab.risk.RiskManager.check_order` against a shadow account of this
+        strategy's own targets (same costs as the backtest), and the drawdown kill switch
+        watches that account at every close: exposure and leverage caps, the VaR limit,
+        regime limits, the max order notional and the kill switch (flat and locked for the
+        rest of the backtest) then act in the backtest as they would live. ``True`` uses
+        ``RiskSettings()`` defaults (``chimera backtest --param risk=True``: the
+        environment's ``CHIMERA_RISK__*`` settings); see
+        :mod:`chimera_lab.backtest.strategies._risk`.
+    risk_regime : bool
+        With ``risk``: label each bar with :class:`chimera_lab.risk.RegimeDetector` (data up
+        to the bar); the regime's exposure multiplier scales the Kelly size, its limits apply
+        in ``check_order``, and a regime change is a new decision. Warm-up bars (no label)
+        get NORMAL limits.
+    risk_var_window : int, optional
+        With ``risk``: the one-bar historical VaR (``RiskSettings.var_confidence``) of the
+        last ``risk_var_window`` close-to-close returns up to each decision bar feeds the VaR
+        check (skipped until that many returns exist; a negative VaR counts as 0).
+    initial_capital, trade_start
+        As for the backtest (passed by :func:`~chimera_lab.backtest.run`): the shadow
+        account starts flat with this capital at ``trade_start``.
     """
     if isinstance(base, str) and base == "kelly":
         raise ConfigError("kelly cannot use itself as its base strategy")
@@ -124,7 +157,16 @@ def kelly(
         raise ConfigError(
             f"kelly needs min_trades <= lookback_trades, got {min_trades} > {lookback_trades}"
         )
-    from chimera_lab.backtest.engine import run  # the engine imports the registry
+    manager = manager_from(risk)
+    if manager is None and (risk_regime or risk_var_window is not None):
+        raise ConfigError("risk_regime and risk_var_window need risk=True (or a RiskManager)")
+    if risk_var_window is not None and (
+        isinstance(risk_var_window, bool)
+        or not isinstance(risk_var_window, int | np.integer)
+        or risk_var_window < 10
+    ):
+        raise ConfigError(f"risk_var_window must be a whole number >= 10, got {risk_var_window!r}")
+    from chimera_lab.backtest.engine import _start_position, run  # the engine imports us
 
     spec = resolve_strategy(base)
     raw = spec(data, **(base_params or {}))
@@ -158,10 +200,74 @@ def kelly(
     n = len(data)
     # Size known at the close of bar t: after the last trade whose exit bar is <= t.
     last = np.searchsorted(exit_bar, np.arange(n), side="right") - 1
-    size_now = np.where(last >= 0, sizes[np.maximum(last, 0)], min_size)
+    if sizes.size:
+        size_now = np.where(last >= 0, sizes[np.maximum(last, 0)], min_size)
+    else:  # no base trade has closed yet
+        size_now = np.full(n, float(min_size))
     # Fix the size when the direction changes; hold it while the direction is unchanged.
     changed = np.empty(n, dtype=bool)
     changed[0] = True
     changed[1:] = direction[1:] != direction[:-1]
     locked = pd.Series(np.where(changed, size_now, np.nan)).ffill().to_numpy()
-    return pd.Series(direction * locked, index=data.index, name="exposure")
+    target = direction * locked
+    if manager is not None:
+        target = _with_risk(
+            data,
+            target,
+            changed,
+            manager,
+            regime=risk_regime,
+            var_window=risk_var_window,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            initial_capital=initial_capital,
+            start=_start_position(trade_start, pd.DatetimeIndex(data.index)),
+            cap=max_leverage,
+        )
+    return pd.Series(target, index=data.index, name="exposure")
+
+
+def _with_risk(
+    data: pd.DataFrame,
+    target: np.ndarray,
+    changed: np.ndarray,
+    manager: RiskManager,
+    *,
+    regime: bool,
+    var_window: int | None,
+    fee_bps: float,
+    slippage_bps: float,
+    initial_capital: float,
+    start: int,
+    cap: float,
+) -> np.ndarray:
+    # Inputs known at each bar's close: regime labels (causal features) and the VaR of the
+    # returns up to that bar; then the overlay replays the targets through check_order.
+    regimes = None
+    if regime:
+        with warnings.catch_warnings():
+            # a short history has unlabelled warm-up bars: they get NORMAL limits, as documented
+            warnings.simplefilter("ignore", DataQualityWarning)
+            labels = RegimeDetector().fit(data).predict(data)
+        regimes = labels.to_numpy(dtype=object)
+    var = None
+    if var_window is not None:
+        returns = data["close"].pct_change()
+        # rolling_var's value at t uses returns before t: shift by one bar so that the value
+        # at t covers the returns up to and including t (known at t's close)
+        padded = pd.concat([returns, pd.Series([np.nan])], ignore_index=True)
+        forecast = rolling_var(padded, var_window, "historical", manager.settings.var_confidence)
+        var = forecast.to_numpy()[1:]
+    return apply_risk(
+        data,
+        target,
+        changed,
+        manager,
+        regimes=regimes,
+        var=var,
+        fee_rate=float(fee_bps) / 1e4,
+        slip_rate=float(slippage_bps) / 1e4,
+        initial_capital=float(initial_capital),
+        start=start,
+        cap=float(max(cap, 1e-12)),
+    )
