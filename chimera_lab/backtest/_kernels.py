@@ -18,6 +18,7 @@ __all__ = [
     "REASON_CODES",
     "REASON_NAMES",
     "check_bars",
+    "compound",
     "drawdown_stats",
     "hold_until_exit",
     "prepare_target",
@@ -159,6 +160,22 @@ def return_moments(r):  # type: ignore[no-untyped-def]  # numba kernel
     down = (d0 + d1) + (d2 + d3)
     std = np.sqrt(ss / (n - 1)) if n > 1 else np.nan
     return mean, std, np.sqrt(down / n)
+
+
+@njit(cache=True)
+def compound(r):  # type: ignore[no-untyped-def]  # numba kernel
+    """Return ``prod(1 + r)`` in one pass, without a temporary array (four accumulators)."""
+    n = r.shape[0]
+    m = n - n % 4
+    p0 = p1 = p2 = p3 = 1.0
+    for i in range(0, m, 4):
+        p0 *= 1.0 + r[i]
+        p1 *= 1.0 + r[i + 1]
+        p2 *= 1.0 + r[i + 2]
+        p3 *= 1.0 + r[i + 3]
+    for i in range(m, n):
+        p0 *= 1.0 + r[i]
+    return (p0 * p1) * (p2 * p3)
 
 
 @njit(cache=True)

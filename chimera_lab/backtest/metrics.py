@@ -131,22 +131,26 @@ def _ppy(x: ArrayLike, periods_per_year: float | None) -> float:
 
 
 def _to_returns(values: npt.NDArray[np.float64], initial: float | None) -> FloatArray:
-    if initial is None:
-        prev, cur = values[:-1], values[1:]
-    else:
-        prev = np.empty_like(values)
-        prev[0] = initial
-        prev[1:] = values[:-1]
-        cur = values
+    # One output array and no full-length temporaries (a 10M-bar backtest calls this).
+    n = values.size
+    first = 0 if initial is None else 1
+    out = np.empty(max(n - 1 + first, 0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = cur / prev - 1.0
-    if (prev <= 0.0).any():  # a wiped-out account has no base to measure a return from
-        out[prev <= 0.0] = 0.0
+        if initial is not None and n:
+            out[0] = values[0] / initial
+        np.divide(values[1:], values[:-1], out=out[first:])
+    out -= 1.0
+    # a wiped-out account has no base to measure a return from
+    if initial is not None and initial <= 0.0 and n:
+        out[0] = 0.0
+    nonpositive = np.flatnonzero(values[:-1] <= 0.0)
+    if nonpositive.size:
+        out[nonpositive + first] = 0.0
     return out
 
 
 def _growth(r: FloatArray) -> float:
-    return float(np.prod(1.0 + r)) if r.size else 1.0
+    return float(K.compound(r))
 
 
 def _cagr(growth: float, years: float) -> float:
