@@ -9,6 +9,7 @@ Messages say what was expected, what was received and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RateLimited",
     "RiskLimitError",
     "StoreError",
+    "TimestampLeakError",
 ]
 
 
@@ -181,3 +183,19 @@ class ExchangeUnavailable(ExchangeError, ConnectionError):
 
 class CircuitOpenError(ExchangeUnavailable):
     """The circuit breaker for an endpoint group is open; the call failed fast."""
+
+
+class TimestampLeakError(LookAheadError):
+    """A fold or a feature frame holds timestamps past its decision time.
+
+    Parameters
+    ----------
+    message : str
+        What leaked and what to do about it.
+    timestamps : iterable
+        Every offending timestamp (``pandas.Timestamp`` values), earliest first.
+    """
+
+    def __init__(self, message: str, *, timestamps: Iterable[object] = ()) -> None:
+        self.timestamps = tuple(timestamps)
+        super().__init__(message)
