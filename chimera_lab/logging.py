@@ -83,9 +83,9 @@ class Redactor:
             return {k: self._mask(str(k), v) for k, v in value.items()}
         return value
 
-    def line_processor(self, _logger: Any, _method: str, line: str) -> str:
+    def line_processor(self, _logger: Any, _method: str, line: Any) -> Any:
         """Scrub the whole rendered line (the final step)."""
-        return self.scrub_text(line)
+        return self.scrub_text(line) if isinstance(line, str) else line
 
 
 def get_logger(name: str) -> Any:

@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from chimera_lab.data.loaders import load_ohlcv, read_table
+from chimera_lab.data.quality import Gap, QualityReport, quality_report
+from chimera_lab.data.synthetic import make_ohlcv
+
+__all__ = ["Gap", "QualityReport", "load_ohlcv", "make_ohlcv", "quality_report", "read_table"]

@@ -100,4 +100,4 @@ def import_sample(store: Store, name: str = "btcusdt_1m") -> int:
     sample = SAMPLES.get(name)
     if sample is None:
         raise DataError(f"unknown sample {name!r}; bundled samples are {', '.join(SAMPLES)}")
-    return store.write_bars(sample.symbol, sample.timeframe, load_sample(name))
+    return int(store.write_bars(sample.symbol, sample.timeframe, load_sample(name)))

@@ -1,0 +1,72 @@
+"""Settings: env prefix, nested delimiter, .env files, secrets, and .env.example coverage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from chimera_lab.config import RegimeLimitsSettings, Settings, iter_secret_values
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_env_with_nested_delimiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHIMERA_STORE__URL", "/tmp/x.duckdb")
+    monkeypatch.setenv("CHIMERA_BITGET__RATE_LIMIT_PER_SECOND", "7")
+    monkeypatch.setenv("CHIMERA_RISK__REGIME_LIMITS__CRISIS__VAR_LIMIT", "0.01")
+    monkeypatch.setenv("CHIMERA_STORE__ROLLUP_TIMEFRAMES", '["1h"]')
+    s = Settings(_env_file=None)
+    assert s.store.url == "/tmp/x.duckdb"
+    assert s.bitget.rate_limit_per_second == 7
+    assert s.risk.regime_limits["crisis"].var_limit == 0.01
+    # the other regimes keep their defaults
+    assert s.risk.regime_limits["normal"] == Settings(_env_file=None).risk.regime_limits["normal"]
+    assert s.store.rollup_timeframes == ["1h"]
+
+
+def test_dotenv_file_and_secrets(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("CHIMERA_BITGET__API_KEY=key-123456\nCHIMERA_BITGET__API_SECRET=shh-abcdef\n")
+    s = Settings(_env_file=env)
+    assert isinstance(s.bitget.api_secret, SecretStr)
+    assert s.bitget.api_secret.get_secret_value() == "shh-abcdef"
+    assert "shh-abcdef" not in repr(s) and "shh-abcdef" not in str(s.model_dump())
+    assert sorted(iter_secret_values(s)) == ["key-123456", "shh-abcdef"]
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHIMERA_RISK__VAR_CONFIDENCE", "1.5")
+    with pytest.raises(ValidationError, match="var_confidence"):
+        Settings(_env_file=None)
+
+
+def test_unknown_regime_is_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown regime"):
+        Settings(_env_file=None, risk={"regime_limits": {"panic": RegimeLimitsSettings()}})
+
+
+def _leaf_variables(model: type[BaseModel], prefix: str) -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            names += _leaf_variables(ann, f"{prefix}{name.upper()}__")
+        elif name != "regime_limits":  # a mapping, documented by example
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def test_env_example_documents_every_variable() -> None:
+    text = (REPO / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*(CHIMERA_[A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    expected = set(_leaf_variables(Settings, "CHIMERA_"))
+    assert expected - documented == set(), "undocumented in .env.example"
+    assert (
+        documented
+        - expected
+        - {v for v in documented if v.startswith("CHIMERA_RISK__REGIME_LIMITS__")}
+        == set()
+    ), "documented but not a setting"
