@@ -118,9 +118,7 @@ def source_parameters(data: Any) -> dict[str, Any]:
     }
 
 
-def window_bars(
-    bars: pd.DataFrame, start: Any, end: Any, *, warmup_bars: int = 0
-) -> pd.DataFrame:
+def window_bars(bars: pd.DataFrame, start: Any, end: Any, *, warmup_bars: int = 0) -> pd.DataFrame:
     """Return the bars from ``warmup_bars`` before ``start`` through ``end`` (inclusive).
 
     This is exactly what a fold uses (and what its data fingerprint covers). Fewer warm-up

@@ -11,6 +11,7 @@ The kernel inherits the worker's environment; that is how credentials reach a st
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -100,6 +101,7 @@ def _error_from(exc: BaseException) -> dict[str, Any]:
             "message": _ANSI.sub("", str(exc.evalue)),
             "cell_index": exc.cell_index,
             "execution_count": exc.exec_count,
+            "cell_source": str(exc.source)[:2000],
             "traceback": "\n".join(tb)[-8000:].splitlines()[-_TRACEBACK_LINES:],
         }
     return {
@@ -113,9 +115,8 @@ def _error_from(exc: BaseException) -> dict[str, Any]:
 
 def export_html(notebook: str | Path, html: str | Path) -> Path:
     """Export an executed notebook to a self-contained HTML page without input cells."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True)
+    exporter_cls: Any = importlib.import_module("nbconvert").HTMLExporter
+    exporter = exporter_cls(exclude_input=True, exclude_input_prompt=True)
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_filename(str(notebook))
     target = Path(html)
@@ -143,6 +144,8 @@ def execute_task(task: NotebookTask) -> TaskOutcome:
             log_output=False,
             start_timeout=int(task.start_timeout_s),
             execution_timeout=task.timeout_s,
+            # The kernel's own start-up chatter (transport warnings) is not the run's output.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except Exception as exc:
         error = _error_from(exc)

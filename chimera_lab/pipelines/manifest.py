@@ -146,7 +146,9 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
             f"{path} not found: {run_dir} is not a run folder (expected data/runs/<id>/)"
         ) from None
     except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path} is not valid JSON ({exc}); the run cannot be resumed") from None
+        raise PipelineError(
+            f"{path} is not valid JSON ({exc}); the run cannot be resumed"
+        ) from None
     if not isinstance(data, dict) or "tasks" not in data:
         raise PipelineError(f"{path} is not a chimera run manifest (no 'tasks')")
     return data

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -61,11 +63,6 @@ from chimera_lab.validation import Fold, walk_forward_splits
 __all__ = ["RunResult", "dask_client", "make_run_dir", "run_pipeline"]
 
 log = get_logger(__name__)
-
-# Parameters the runner fills in when a template declares them and the spec does not set them.
-_DATA_PARAMS = ("data_path", "store_url", "symbol", "timeframe", "start", "end", "lookback")
-_FOLD_PARAMS = ("fold", "train_start", "train_end", "test_start", "test_end", "warmup_bars")
-_FOLD_PARAMS += ("embargo", "data_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -119,11 +116,11 @@ def dask_client(
     The LocalCluster has ``workers`` single-threaded worker processes (default: one per core,
     at most ``n_tasks``) and is shut down on exit.
     """
-    from distributed import Client, LocalCluster
-
+    # distributed's annotations are partial; use it dynamically.
+    dd: Any = importlib.import_module("distributed")
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = dd.Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise PipelineError(
                 f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
@@ -137,14 +134,14 @@ def dask_client(
     n = workers or os.cpu_count() or 1
     if n_tasks:
         n = max(1, min(n, n_tasks))
-    cluster = LocalCluster(
+    cluster = dd.LocalCluster(
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # random port: no clash, no port warning
         silence_logs=logging.ERROR,
     )
-    client = Client(cluster)
+    client = dd.Client(cluster)
     try:
         yield client
     finally:
@@ -188,9 +185,9 @@ def _fold_record(fold: Fold, warmup_bars: int) -> dict[str, Any]:
 
 
 def _reproduce_command(template: str, notebook: str, params: Mapping[str, Any]) -> str:
-    args = " ".join(f"-p {k} {json.dumps(v)!r}" if not isinstance(v, str) else f"-p {k} {v!r}"
-                    for k, v in params.items())
-    return f"papermill {template!r} {notebook!r} {args}"
+    # -y takes the parameters as YAML (JSON is YAML): exact types, unlike -p's guessing.
+    blob = json.dumps(dict(params), sort_keys=True)
+    return f"papermill {shlex.quote(template)} {shlex.quote(notebook)} -y {shlex.quote(blob)}"
 
 
 @dataclass
@@ -560,8 +557,9 @@ def _maybe_client(client: Any, workers: int | None, scheduler: str | None, n: in
 def _execute(
     plan: _Plan, client: Any, to_run: set[str], records: dict[str, dict[str, Any]], progress: bool
 ) -> None:
-    from distributed import as_completed
     from tqdm.auto import tqdm
+
+    as_completed: Any = importlib.import_module("distributed").as_completed
 
     from chimera_lab.pipelines import walk_forward
 
@@ -584,8 +582,11 @@ def _execute(
                 records[tid].update(status="running", error=None)
                 futures.append(
                     client.submit(
-                        execute_task, plan.tasks[tid], key=f"{plan.run_dir.name}-{tid}-"
-                        f"{records[tid].get('attempts', 0)}", pure=False, retries=0
+                        execute_task,
+                        plan.tasks[tid],
+                        key=f"{plan.run_dir.name}-{tid}-{records[tid].get('attempts', 0)}",
+                        pure=False,
+                        retries=0,
                     )
                 )
             plan.manifest["updated"] = utc_now()
@@ -613,8 +614,12 @@ def _execute(
                         },
                     )
                 _apply(records[tid], outcome)
-                log.info("pipeline.task", task=tid, status=records[tid]["status"],
-                         duration_s=outcome.duration_s)
+                log.info(
+                    "pipeline.task",
+                    task=tid,
+                    status=records[tid]["status"],
+                    duration_s=outcome.duration_s,
+                )
                 plan.manifest["updated"] = utc_now()
                 write_manifest(plan.run_dir, plan.manifest)
                 bar.update(1)
@@ -634,4 +639,3 @@ def _execute(
         raise
     finally:
         bar.close()
-

@@ -60,8 +60,11 @@ def project_root() -> Path:
 
 
 def resolve_path(path: str | Path, *, base_dirs: tuple[Path, ...] = ()) -> Path:
-    """Find ``path``: absolute as is; else in the cwd, then each of ``base_dirs``, then the
-    project root. Returns the first existing candidate, or the cwd candidate if none exists."""
+    """Find a relative path in the cwd, then in each of ``base_dirs``, then the project root.
+
+    Absolute paths are returned as they are. Returns the first existing candidate, or the
+    cwd candidate when none exists (so error messages name the path the user meant).
+    """
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
@@ -164,7 +167,7 @@ class PipelineSpec(_Model):
     data: DataSpec | None = None
     folds: FoldSpec | None = None
     steps: list[StepSpec] = Field(min_length=1)
-    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)  # type: ignore[arg-type]
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
 
     @field_validator("name")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 
 from chimera_lab.errors import ConfigError, LookAheadError, PipelineError
 from chimera_lab.logging import get_logger
+from chimera_lab.pipelines.spec import DataSpec, PipelineSpec, project_root
 from chimera_lab.validation import detect_lookahead, detect_recursive_bias
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "parse_grid",
     "prepare",
     "stitch_run",
+    "walk_forward_spec",
 ]
 
 log = get_logger(__name__)
@@ -58,7 +61,7 @@ def parse_grid(grid: str | Mapping[str, Any] | None) -> dict[str, list[Any]]:
             loaded = json.loads(grid)
         except json.JSONDecodeError as exc:
             raise ConfigError(
-                f"grid is not valid JSON ({exc.msg}); e.g. '{{\"fast\": [10, 20], \"slow\": [50]}}'"
+                f'grid is not valid JSON ({exc.msg}); e.g. \'{{"fast": [10, 20], "slow": [50]}}\''
             ) from None
     else:
         loaded = dict(grid)
@@ -81,6 +84,65 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """
     keys = list(grid)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def walk_forward_spec(
+    *,
+    data: DataSpec,
+    strategy: str,
+    train: str | int,
+    test: str | int,
+    step: str | int | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    objective: str = "sharpe",
+    anchored: bool = False,
+    embargo: str | int = "0min",
+    warmup: str | int = "auto",
+    name: str | None = None,
+    check_lookahead: bool = True,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> PipelineSpec:
+    """Return the walk-forward pipeline (fold template per fold, then the report).
+
+    This is what ``chimera walk-forward`` runs; ``pipelines/walk_forward_sma.yaml`` is the
+    same spec written out.
+    """
+    templates = project_root() / "notebooks" / "templates"
+    fold_params: dict[str, Any] = {"strategy": strategy, "objective": objective}
+    if grid:
+        fold_params["grid"] = {k: list(v) for k, v in grid.items()}
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(strategy.split(":")[-1]).stem)[:40] or "custom"
+    return PipelineSpec.model_validate(
+        {
+            "name": name or f"walk_forward_{safe}",
+            "description": f"Walk-forward optimisation of {strategy}",
+            "data": data.model_dump(),
+            "folds": {
+                "train": train,
+                "test": test,
+                "step": step,
+                "anchored": anchored,
+                "embargo": embargo,
+                "warmup": warmup,
+                "check_lookahead": check_lookahead,
+            },
+            "steps": [
+                {
+                    "name": "fold",
+                    "template": str(templates / "walk_forward_fold.ipynb"),
+                    "foreach": "fold",
+                    "parameters": fold_params,
+                },
+                {
+                    "name": "report",
+                    "template": str(templates / "walk_forward_report.ipynb"),
+                    "parameters": {},
+                },
+            ],
+            "scheduling": {"workers": workers, "scheduler": scheduler},
+        }
+    )
 
 
 def _fold_step_parameters(spec: Any) -> dict[str, Any]:
@@ -156,7 +218,7 @@ def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
                 "warm-up; set folds.warmup to a number of bars"
             )
         strategy, points = resolved
-        per_point = []
+        per_point: list[dict[str, Any]] = []
         for point in points:
             rep = detect_recursive_bias(strategy, sample, params=point)
             if rep.warmup_bars is None:
