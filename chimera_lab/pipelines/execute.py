@@ -81,6 +81,14 @@ def template_parameters(template: str | Path) -> dict[str, dict[str, Any]]:
             f"{path} has no cell tagged 'parameters'; tag the first code cell so a pipeline "
             "can set its values"
         )
+    unparsed = sorted(_assigned_names(path) - set(declared))
+    if unparsed:
+        # papermill skips lines it cannot parse (e.g. quotes in the help comment); their
+        # values would silently stay at the template's defaults.
+        raise PipelineError(
+            f"papermill cannot read the parameter(s) {', '.join(unparsed)} in {path}; write "
+            "each as `name: type = value  # help` on one line, without quotes in the comment"
+        )
     return {
         name: {
             "type": info.get("inferred_type_name"),
@@ -89,6 +97,32 @@ def template_parameters(template: str | Path) -> dict[str, dict[str, Any]]:
         }
         for name, info in declared.items()
     }
+
+
+def _assigned_names(path: Path) -> set[str]:
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get(
+            "tags", []
+        ):
+            try:
+                tree = ast.parse(cell["source"])
+            except SyntaxError as exc:
+                raise PipelineError(
+                    f"the parameters cell of {path} is not valid Python: {exc}"
+                ) from None
+            names: set[str] = set()
+            for node in tree.body:
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    names.add(node.target.id)
+                elif isinstance(node, ast.Assign):
+                    names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            return names
+    return set()
 
 
 def _error_from(exc: BaseException) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chimera_lab.errors import ConfigError, LookAheadError, PipelineError
+from chimera_lab.errors import ChimeraError, ConfigError, LookAheadError, PipelineError
 from chimera_lab.logging import get_logger
 from chimera_lab.pipelines.spec import DataSpec, PipelineSpec, project_root
-from chimera_lab.validation import detect_lookahead, detect_recursive_bias
+from chimera_lab.validation import detect_lookahead, detect_recursive_bias, strategy_name
 
 __all__ = [
     "OOS_EQUITY",
@@ -109,9 +109,12 @@ def walk_forward_spec(
     same spec written out.
     """
     templates = project_root() / "notebooks" / "templates"
-    fold_params: dict[str, Any] = {"strategy": strategy, "objective": objective}
-    if grid:
-        fold_params["grid"] = {k: list(v) for k, v in grid.items()}
+    fold_params: dict[str, Any] = {
+        "strategy": strategy,
+        "objective": objective,
+        # Empty means the strategy's registered grid (the template's default is a demo grid).
+        "grid": {k: list(v) for k, v in grid.items()} if grid else "",
+    }
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(strategy.split(":")[-1]).stem)[:40] or "custom"
     return PipelineSpec.model_validate(
         {
@@ -163,20 +166,27 @@ def _strategy_and_grid(spec: Any) -> tuple[Any, list[dict[str, Any]]] | None:
     if not grid:
         default = getattr(strategy, "grid", None)
         grid = parse_grid(dict(default)) if default else {}
-    points = [p for p in grid_points(grid) if _valid_point(strategy, p)]
-    return strategy, points or [{}]
+    return strategy, grid_points(grid)
 
 
-def _valid_point(strategy: Any, point: Mapping[str, Any]) -> bool:
-    # Registered strategies may declare a validity check (fast < slow); skip invalid points.
-    check = getattr(strategy, "validate_params", None)
-    if check is None:
-        return True
-    try:
-        check(dict(point))
-    except (ConfigError, ValueError):
-        return False
-    return True
+def _each_valid_point(
+    strategy: Any, points: list[dict[str, Any]], check: Any
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    # Grid points the strategy itself rejects (fast >= slow) are skipped, as optimize does.
+    results, skipped = [], []
+    for point in points:
+        try:
+            results.append((point, check(point)))
+        except ChimeraError as exc:
+            if isinstance(exc, LookAheadError):
+                raise
+            skipped.append({"params": point, "reason": str(exc)})
+    if not results:
+        first = skipped[0]["reason"] if skipped else "empty grid"
+        raise PipelineError(
+            f"no grid point of {strategy_name(strategy)} could be evaluated; first reason: {first}"
+        )
+    return results, skipped
 
 
 def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
@@ -200,17 +210,24 @@ def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
     sample = bars.iloc[:_MAX_BIAS_BARS]
     if resolved is not None and folds.check_lookahead:
         strategy, points = resolved
-        chosen = _spread(points, _LOOKAHEAD_POINTS)
-        verdicts = []
-        for point in chosen:
+
+        def lookahead_check(point: dict[str, Any]) -> dict[str, Any]:
             report = detect_lookahead(strategy, sample, n_checks=5, params=point)
-            verdicts.append(report.to_dict())
             if report.lookahead:
                 raise LookAheadError(
                     f"refusing to run: {report.summary()}; fix the strategy (features at t may "
                     "use data <= t only) or set folds.check_lookahead: false to study it anyway"
                 )
-        checks["lookahead"] = {"lookahead": False, "checked": verdicts}
+            return report.to_dict()
+
+        done, skipped = _each_valid_point(
+            strategy, _spread(points, _LOOKAHEAD_POINTS), lookahead_check
+        )
+        checks["lookahead"] = {
+            "lookahead": False,
+            "checked": [verdict for _, verdict in done],
+            "skipped": skipped,
+        }
     if folds.warmup == "auto":
         if resolved is None:
             raise PipelineError(
@@ -218,16 +235,23 @@ def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
                 "warm-up; set folds.warmup to a number of bars"
             )
         strategy, points = resolved
-        per_point: list[dict[str, Any]] = []
-        for point in points:
+
+        def warmup_of(point: dict[str, Any]) -> int:
             rep = detect_recursive_bias(strategy, sample, params=point)
             if rep.warmup_bars is None:
                 raise PipelineError(
                     f"{rep.summary()} (params {point}); set folds.warmup to a number of bars"
                 )
-            per_point.append({"params": point, "warmup_bars": rep.warmup_bars})
-        warmup = max(p["warmup_bars"] for p in per_point)
-        checks["warmup"] = {"method": "auto", "warmup_bars": warmup, "per_params": per_point}
+            return rep.warmup_bars
+
+        measured, skipped = _each_valid_point(strategy, points, warmup_of)
+        warmup = max(w for _, w in measured)
+        checks["warmup"] = {
+            "method": "auto",
+            "warmup_bars": warmup,
+            "per_params": [{"params": p, "warmup_bars": w} for p, w in measured],
+            "skipped": skipped,
+        }
     else:
         warmup = int(folds.warmup)
         checks["warmup"] = {"method": "explicit", "warmup_bars": warmup}

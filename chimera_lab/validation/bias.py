@@ -16,7 +16,14 @@ history's bug (``target = 1 if future_return > 0.01``) is caught at every cut.
 many bars each restart needs before its values agree with the full-history signal from then
 on: the warm-up a fold needs so that its first scored bar is computed as it would be live (the
 freqtrade "recursive analysis"). A strategy whose values never agree (a cumulative state
-started at the first bar) is reported as not converging.
+started at the first bar) is reported as not converging. Discrete signals add one wrinkle:
+where two indicators tie exactly (``sign(fast - slow)`` over a flat stretch of prices), the
+sign is decided by floating-point rounding, which differs with the start of the history, so
+a restart can disagree at an isolated bar long after it has warmed up. Such a bar disagrees
+at the same timestamp for several restarts, whereas warm-up disagreements sit at the same
+distance from each restart; trailing disagreements shared by at least two restarts (at most
+``max(5, 0.1%)`` of the bars) are reported as ``tie_timestamps`` instead of extending the
+warm-up.
 
 Values agree when ``|a - b| <= atol + rtol * |b|`` (defaults 1e-9 both: exposures from the same
 arithmetic on the same bars are equal to the last bit, the slack only absorbs summation order);
@@ -365,6 +372,9 @@ class RecursiveBiasReport:
     warmups : tuple of int or None
         Per offset, bars until the restarted signal agrees with the full one for good
         (``None``: it still disagreed in the second half of the remaining data).
+    tie_timestamps : tuple of Timestamp
+        Isolated late disagreements shared by several restarts (rounding at exact ties),
+        not counted as warm-up.
     """
 
     strategy: str
@@ -372,6 +382,7 @@ class RecursiveBiasReport:
     n_bars: int
     offsets: tuple[int, ...]
     warmups: tuple[int | None, ...]
+    tie_timestamps: tuple[pd.Timestamp, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -394,6 +405,7 @@ class RecursiveBiasReport:
             "warmup_bars": self.warmup_bars,
             "offsets": list(self.offsets),
             "warmups": list(self.warmups),
+            "tie_timestamps": [t.isoformat() for t in self.tie_timestamps],
             "n_bars": self.n_bars,
         }
 
@@ -405,9 +417,14 @@ class RecursiveBiasReport:
                 "history (a recursive/cumulative state); give folds an explicit warm-up or "
                 "make the state window-bounded"
             )
+        ties = (
+            f"; {len(self.tie_timestamps)} isolated tie bar(s) decided by rounding ignored"
+            if self.tie_timestamps
+            else ""
+        )
         return (
             f"{self.strategy}: needs {self.warmup_bars} warm-up bar(s) before its values agree "
-            f"with the full-history signal (restarted at {len(self.offsets)} offsets)"
+            f"with the full-history signal (restarted at {len(self.offsets)} offsets){ties}"
         )
 
     def _repr_html_(self) -> str:
@@ -435,14 +452,15 @@ def detect_recursive_bias(
         Keyword parameters for the strategy.
     offsets : sequence of int, optional
         Start positions to restart from (default: 8 offsets from 5% to 40% into the data;
-        several, because a binary signal can agree with the full one by chance).
+        several, because a binary signal can agree with the full one by chance, and because
+        rounding ties are recognised by being shared between restarts).
     atol, rtol : float
         Agreement tolerance (see the module notes).
 
     Returns
     -------
     RecursiveBiasReport
-        ``warmup_bars`` (max over offsets) and ``converged``.
+        ``warmup_bars`` (max over offsets), ``converged`` and ``tie_timestamps``.
     """
     data = _check_data(data)
     params = dict(params or {})
@@ -453,12 +471,26 @@ def detect_recursive_bias(
     if not offsets or any(s < 1 or s > n - 2 for s in offsets):
         raise ConfigError(f"offsets must be between 1 and {n - 2}, got {offsets}")
     full = _signal(strategy, data, params, what="the full history")
-    warmups: list[int | None] = []
+    disagree: dict[int, np.ndarray] = {}
     for s in offsets:
         restarted = _signal(strategy, data.iloc[s:], params, what=f"history from bar {s}")
         bad, _ = _differences(full[s:], restarted, atol=atol, rtol=rtol)
-        hits = np.flatnonzero(bad)
-        warmup = int(hits[-1]) + 1 if hits.size else 0
+        disagree[s] = np.flatnonzero(bad) + s  # absolute positions
+    shared = np.zeros(n, dtype=np.int64)
+    for positions in disagree.values():
+        shared[positions] += 1
+    warmups: list[int | None] = []
+    ties: set[int] = set()
+    for s in offsets:
+        positions = disagree[s]
+        limit = max(5, (n - s) // 1000)
+        k = len(positions)
+        while k and shared[positions[k - 1]] >= 2 and len(positions) - k < limit:
+            k -= 1
+        if k and len(positions) - k >= limit and shared[positions[k - 1]] >= 2:
+            k = len(positions)  # too many to be rounding ties: a real disagreement
+        ties.update(int(p) for p in positions[k:])
+        warmup = int(positions[k - 1]) - s + 1 if k else 0
         warmups.append(warmup if warmup <= (n - s) // 2 else None)
     return RecursiveBiasReport(
         strategy=strategy_name(strategy),
@@ -466,4 +498,7 @@ def detect_recursive_bias(
         n_bars=n,
         offsets=tuple(offsets),
         warmups=tuple(warmups),
+        tie_timestamps=tuple(data.index[sorted(ties)])
+        if all(w is not None for w in warmups)
+        else (),
     )

@@ -319,3 +319,17 @@ def test_stitch_run_concatenates_fold_returns(tmp_path: Path) -> None:
     records[1]["output_dir"] = records[0]["output_dir"]
     with pytest.raises(PipelineError, match="overlap"):
         stitch_run(tmp_path, records[:2])
+
+
+def test_unparseable_parameter_lines_are_refused(tmp_path: Path, trivial_template: Path) -> None:
+    # papermill silently skips `x: str = ""  # "" means ...` (quotes in the help comment);
+    # such a parameter would keep its default in every fold.
+    from chimera_lab.pipelines.execute import template_parameters
+
+    nb = nbformat.read(trivial_template, as_version=4)
+    nb.cells[1].source += '\nlabel: str = ""  # "" = no label'
+    bad = tmp_path / "bad.ipynb"
+    nbformat.write(nb, bad)
+    with pytest.raises(PipelineError, match="cannot read the parameter"):
+        template_parameters(bad)
+    assert "value" in template_parameters(trivial_template)

@@ -53,3 +53,14 @@ def anchored_to_first_bar(data: pd.DataFrame) -> pd.Series:
     """Causal but recursive: exposure from the return since the first bar it was given."""
     close = data["close"]
     return (close / close.iloc[0] - 1.0).clip(-1.0, 1.0) * 10.0
+
+
+def sign_cross(data: pd.DataFrame, fast: int = 5, slow: int = 200) -> pd.Series:
+    """Causal: sign of fast minus slow rolling mean (0 where they are equal).
+
+    Over a flat stretch of prices the two means tie; pandas' running sums make their computed
+    difference rounding noise whose sign depends on where the history started.
+    """
+    close = data["close"]
+    diff = close.rolling(fast).mean() - close.rolling(slow).mean()
+    return np.sign(diff).fillna(0.0)

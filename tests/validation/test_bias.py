@@ -165,3 +165,16 @@ def test_strategies_cannot_mutate_the_callers_frame(ohlcv: pd.DataFrame) -> None
 
     assert not detect_lookahead(vandal, ohlcv, n_checks=2).lookahead
     pd.testing.assert_frame_equal(ohlcv, before)
+
+
+def test_rounding_ties_are_not_mistaken_for_warmup(btc: pd.DataFrame) -> None:
+    # On the real sample, sign(SMA5 - SMA200) ties at a flat stretch where the sign is decided
+    # by rounding in pandas' running sums, which differ with the start of the history.
+    report = detect_recursive_bias(bs.sign_cross, btc, params={"fast": 5, "slow": 200})
+    assert report.converged
+    assert report.warmup_bars == 199  # the slow mean's own warm-up, not the late tie
+    assert report.tie_timestamps, "expected at least one rounding tie on this sample"
+    for ts in report.tie_timestamps:  # each is a genuine tie of the two means
+        closes = btc["close"].loc[:ts].iloc[-200:]
+        assert abs(closes.iloc[-5:].mean() - closes.mean()) < 1e-9 * closes.iloc[-1]
+    assert "tie" in report.summary()
