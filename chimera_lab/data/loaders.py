@@ -9,11 +9,12 @@ What it recognises
   banner line (CryptoDataDownload); or no header at all, as in Binance kline archives and Bitget
   candle dumps, whose first six columns are ``open_time, open, high, low, close, volume``.
   Delimiters ``,`` ``;`` tab ``|``.
-- **Column names**, case- and punctuation-insensitive: the time column (``open_time``, ``timestamp``,
-  ``date``, ``datetime``, ``time``, ``ts``, ``unix`` ... — never ``close_time``); prices
-  ``open``/``o``/``open_price``...; volume ``volume``/``vol``/``Volume BTC``/``volume_base`` ... in the
-  **base** asset (columns naming a quote currency, ``quote_asset_volume`` or ``taker_*`` are not taken
-  for volume). Extra columns are ignored. A ``symbol``/``pair`` column selects rows by ``symbol``.
+- **Column names**, case- and punctuation-insensitive: the time column (``open_time``,
+  ``timestamp``, ``date``, ``datetime``, ``time``, ``ts``, ``unix`` ... — never ``close_time``);
+  prices ``open``/``o``/``open_price`` ...; volume ``volume``/``vol``/``Volume BTC``/``volume_base``
+  ... in the **base** asset (columns naming a quote currency, ``quote_asset_volume`` or
+  ``taker_*`` are not taken for volume). Extra columns are ignored. A ``symbol``/``pair`` column
+  selects rows by ``symbol``.
 - **Times**: ISO-8601 or ``YYYY-mm-dd HH:MM:SS`` text with or without offset (naive means UTC),
   dates, ``YYYYmmdd`` integers, and Unix epochs in seconds, milliseconds, microseconds or
   nanoseconds (the unit is chosen from the magnitude). Files may be newest-first.
@@ -350,9 +351,7 @@ def _raise_at(
     return DataError(message, file=path, row=pos + 1, column=column, line=line)
 
 
-def _to_float(
-    col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None
-) -> np.ndarray:
+def _to_float(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None) -> np.ndarray:
     numeric = pa.types.is_floating(col.type) or pa.types.is_integer(col.type)
     if numeric or pa.types.is_decimal(col.type):
         return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -372,9 +371,7 @@ def _to_float(
                 line_offset,
             )
         return values
-    raise DataError(
-        f"column has type {col.type}, expected numbers", file=path, column=name
-    )
+    raise DataError(f"column has type {col.type}, expected numbers", file=path, column=name)
 
 
 _EPOCH_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
@@ -404,9 +401,7 @@ def _epoch_to_ns(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     return np.asarray(values, dtype=np.int64) * scale
 
 
-def _to_ns(
-    col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None
-) -> np.ndarray:
+def _to_ns(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None) -> np.ndarray:
     nulls = col.is_null().to_numpy(zero_copy_only=False)
     if nulls.any():
         pos = int(np.flatnonzero(nulls)[0])
@@ -453,11 +448,14 @@ def _to_ns(
     raise DataError(f"time column has type {typ}, expected times", file=path, column=name)
 
 
-_PLAUSIBLE = (pd.Timestamp("1980-01-01", tz="UTC").value, pd.Timestamp("2100-01-01", tz="UTC").value)
+_PLAUSIBLE = (
+    pd.Timestamp("1980-01-01", tz="UTC").value,
+    pd.Timestamp("2100-01-01", tz="UTC").value,
+)
 
 
 def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
-    """Load OHLCV bars from a CSV, CSV.gz, Parquet or Feather file of any common layout.
+    r"""Load OHLCV bars from a CSV, CSV.gz, Parquet or Feather file of any common layout.
 
     Parameters
     ----------
@@ -485,8 +483,8 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "bars.csv"
-    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\\n"
-    ...                  "1700000060000,2,3,1,2.5,7\\n1700000000000,1,2,1,2,5\\n")
+    >>> _ = p.write_text("Open time,Open,High,Low,Close,Volume BTC\n"
+    ...                  "1700000060000,2,3,1,2.5,7\n1700000000000,1,2,1,2,5\n")
     >>> df = load_ohlcv(p)
     >>> df.index[0], df["volume"].tolist()
     (Timestamp('2023-11-14 22:13:20+0000', tz='UTC'), [5.0, 7.0])
@@ -559,9 +557,7 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
             k = int(dup[np.flatnonzero(differs)[0]])
             orig = order if order is not None else np.arange(ts.size)
             first, second = sorted((int(orig[k - 1]), int(orig[k])))
-            column = next(
-                role for role in OHLCV_COLUMNS if values[role][k] != values[role][k - 1]
-            )
+            column = next(role for role in OHLCV_COLUMNS if values[role][k] != values[role][k - 1])
             raise at(
                 second,
                 cols.prices[column],

@@ -122,8 +122,15 @@ def test_unusual_column_order_bitstamp_coinbase(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "stamp",
-    ["2017-08-17", "2017-08-17 00:00:00", "2017-08-17T00:00:00Z", "2017-08-17T00:00:00.000Z",
-     "2017-08-17 00:00:00.000", "2017-08-17T02:00:00+02:00", "20170817"],
+    [
+        "2017-08-17",
+        "2017-08-17 00:00:00",
+        "2017-08-17T00:00:00Z",
+        "2017-08-17T00:00:00.000Z",
+        "2017-08-17 00:00:00.000",
+        "2017-08-17T02:00:00+02:00",
+        "20170817",
+    ],
 )
 def test_time_formats(tmp_path: Path, stamp: str) -> None:
     text = f"Date,Open,High,Low,Close,Volume\n{stamp},1,2,0.5,1.5,3\n"
@@ -247,9 +254,13 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
     return make_ohlcv(n, seed=seed, timeframe=tf, start="2021-03-04 05:00")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(df=frames(), fmt=st.sampled_from(["csv", "csv.gz", "parquet"]), newest_first=st.booleans())
-def test_valid_frames_round_trip(tmp_path: Path, df: pd.DataFrame, fmt: str, newest_first: bool) -> None:
+def test_valid_frames_round_trip(
+    tmp_path: Path, df: pd.DataFrame, fmt: str, newest_first: bool
+) -> None:
     out = df.iloc[::-1] if newest_first else df
     path = tmp_path / f"rt.{fmt}"
     flat = out.reset_index()
@@ -264,7 +275,9 @@ def test_valid_frames_round_trip(tmp_path: Path, df: pd.DataFrame, fmt: str, new
 CORRUPTIONS = ["nan", "negative", "text", "low_high", "bad_time", "dup_conflict", "drop_cell"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     df=frames().filter(lambda d: len(d) >= 2),
     kind=st.sampled_from(CORRUPTIONS),
@@ -307,13 +320,33 @@ def test_corruptions_raise_data_error_never_bare_exceptions(
 
 REAL = {
     # file: (rows, first, last) from ../shared/data/README.md
-    "btcusdt_1m_binance_20250520_20250818.csv.gz": (130_708, "2025-05-20 00:00", "2025-08-18 18:27"),
-    "ethusdt_1m_binance_20250520_20250818.csv.gz": (130_708, "2025-05-20 00:00", "2025-08-18 18:27"),
+    "btcusdt_1m_binance_20250520_20250818.csv.gz": (
+        130_708,
+        "2025-05-20 00:00",
+        "2025-08-18 18:27",
+    ),
+    "ethusdt_1m_binance_20250520_20250818.csv.gz": (
+        130_708,
+        "2025-05-20 00:00",
+        "2025-08-18 18:27",
+    ),
     "btcusdt_1m_binance_20240726_20240825.csv.gz": (43_209, "2024-07-26 14:15", "2024-08-25 14:23"),
     "ethusdt_1m_binance_20240726_20240825.csv.gz": (43_208, "2024-07-26 14:16", "2024-08-25 14:23"),
-    "btcusdt_1m_binanceus_20230301_20230321.csv.gz": (30_240, "2023-03-01 00:00", "2023-03-21 23:59"),
-    "btcusd_1m_binanceus_20230301_20230321.csv.gz": (30_240, "2023-03-01 00:00", "2023-03-21 23:59"),
-    "btcusdc_1m_binanceus_20230301_20230321.csv.gz": (30_240, "2023-03-01 00:00", "2023-03-21 23:59"),
+    "btcusdt_1m_binanceus_20230301_20230321.csv.gz": (
+        30_240,
+        "2023-03-01 00:00",
+        "2023-03-21 23:59",
+    ),
+    "btcusd_1m_binanceus_20230301_20230321.csv.gz": (
+        30_240,
+        "2023-03-01 00:00",
+        "2023-03-21 23:59",
+    ),
+    "btcusdc_1m_binanceus_20230301_20230321.csv.gz": (
+        30_240,
+        "2023-03-01 00:00",
+        "2023-03-21 23:59",
+    ),
     "btcusdt_1h_binance_20170817_20240101.csv.gz": (55_765, "2017-08-17 04:00", "2024-01-01 23:00"),
     "btcusdt_1h_binance_20180101_20260516.csv.gz": (73_265, "2018-01-01 00:00", "2026-05-16 18:00"),
     "ethusdt_1h_binance_20180101_20260516.csv.gz": (73_265, "2018-01-01 00:00", "2026-05-16 18:00"),
@@ -321,7 +354,10 @@ REAL = {
     "btcusdt_1d_binance_20170817_20250826.csv": (2_932, "2017-08-17", "2025-08-26"),
     "btcusd_1d_bitstamp-coinbase_20110818_20250924.csv": (5_152, "2011-08-18", "2025-09-24"),
     "original_feather/btcusdt_1m_binance_20240726_20240825.feather": (
-        43_209, "2024-07-26 14:15", "2024-08-25 14:23"),
+        43_209,
+        "2024-07-26 14:15",
+        "2024-08-25 14:23",
+    ),
 }
 NOT_BARS = [
     "btcusdt_perp_funding_binance_20190910_20260207.csv",

@@ -31,8 +31,13 @@ def test_off_grid_duplicates_zero_volume_flat_bars() -> None:
         tz="UTC",
     )
     df = pd.DataFrame(
-        {"open": 1.0, "high": [1.0, 2.0, 1.0, 1.0], "low": 1.0, "close": 1.0,
-         "volume": [0.0, 1.0, 2.0, 0.0]},
+        {
+            "open": 1.0,
+            "high": [1.0, 2.0, 1.0, 1.0],
+            "low": 1.0,
+            "close": 1.0,
+            "volume": [0.0, 1.0, 2.0, 0.0],
+        },
         index=idx,
     )
     r = quality_report(df, timeframe="1h")
