@@ -55,6 +55,7 @@ def load_bars(
     start: Any = None,
     end: Any = None,
     lookback: str | None = None,
+    resample: str | None = None,
 ) -> pd.DataFrame:
     """Load OHLCV bars from a file/sample or from the store, between ``start`` and ``end``.
 
@@ -70,6 +71,10 @@ def load_bars(
         Inclusive bounds (UTC; naive means UTC).
     lookback : str, optional
         Keep only the bars within this duration before the last one (``"30D"``).
+    resample : str, optional
+        Aggregate to this timeframe (``"15m"``, ``"1h"``): inside the store for a store
+        series, else with pandas; buckets aligned to the Unix epoch, labelled by their open
+        time, empty buckets dropped (the store's convention).
 
     Raises
     ------
@@ -85,12 +90,17 @@ def load_bars(
             bars = bars.loc[bars.index >= t0]
         if t1 is not None:
             bars = bars.loc[bars.index <= t1]
+        if resample:
+            bars = _resample(bars, resample)
         where = str(data_path)
     elif symbol:
         from chimera_lab.data import Store
 
         store = Store(store_url or None)
-        bars = store.read_bars(symbol, timeframe, start=t0, end=t1)
+        if resample:
+            bars = store.resample(symbol, resample, source_timeframe=timeframe, start=t0, end=t1)
+        else:
+            bars = store.read_bars(symbol, timeframe, start=t0, end=t1)
         where = f"{symbol} {timeframe} in the store"
     else:
         raise ConfigError("give data_path (a file or sample name) or symbol (a store series)")
@@ -105,6 +115,16 @@ def load_bars(
     return bars
 
 
+def _resample(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    from chimera_lab.timeframes import timeframe_to_timedelta
+
+    rule = timeframe_to_timedelta(timeframe)
+    out = bars.resample(rule, origin="epoch", label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    return out.loc[out["open"].notna()]
+
+
 def source_parameters(data: Any) -> dict[str, Any]:
     """Return the notebook parameters naming a :class:`~chimera_lab.pipelines.DataSpec`."""
     return {
@@ -115,6 +135,7 @@ def source_parameters(data: Any) -> dict[str, Any]:
         "start": data.start or "",
         "end": data.end or "",
         "lookback": data.lookback or "",
+        "resample": data.resample or "",
     }
 
 

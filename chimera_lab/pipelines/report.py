@@ -177,6 +177,7 @@ def load_walk_forward(run_dir: str | Path) -> WalkForwardRun:
         start=d.get("start"),
         end=d.get("end"),
         lookback=d.get("lookback"),
+        resample=d.get("resample"),
     )
     objective = str(fold_step.get("parameters", {}).get("objective", "sharpe"))
     return WalkForwardRun(manifest["run_id"], folds, returns, bars, objective, manifest)

@@ -56,7 +56,7 @@ from chimera_lab.pipelines.manifest import (
     utc_now,
     write_manifest,
 )
-from chimera_lab.pipelines.safety import assert_no_secrets, mask_url
+from chimera_lab.pipelines.safety import assert_no_secrets
 from chimera_lab.pipelines.spec import PipelineSpec, StepSpec, load_spec
 from chimera_lab.validation import Fold, walk_forward_splits
 
@@ -211,23 +211,23 @@ def _load_data(spec: PipelineSpec) -> pd.DataFrame | None:
         start=d.start,
         end=d.end,
         lookback=d.lookback,
+        resample=d.resample,
     )
 
 
 def _plan_new(spec: PipelineSpec, run_dir: Path, settings: Settings) -> _Plan:
     from chimera_lab.pipelines import walk_forward
 
+    # Refuse credentials before anything is read or written (the spec goes into the manifest).
+    assert_no_secrets(spec.model_dump(mode="json"), settings=settings, what="spec entry")
     bars = _load_data(spec)
     data_record: dict[str, Any] | None = None
     folds: list[Fold] = []
     prep: dict[str, Any] = {}
     if bars is not None:
         assert spec.data is not None
-        source = spec.data.model_dump()
-        if source.get("store"):
-            source["store"] = mask_url(source["store"])
         data_record = {
-            "source": source,
+            "source": spec.data.model_dump(),
             "fingerprint": fingerprint_bars(bars),
             "n_bars": len(bars),
             "first": bars.index[0].isoformat(),
@@ -276,7 +276,6 @@ def _plan_new(spec: PipelineSpec, run_dir: Path, settings: Settings) -> _Plan:
         "outputs": {},
         "tasks": [],
     }
-    assert_no_secrets(manifest["spec"], settings=settings, what="spec entry")
     implicit_data = source_parameters(spec.data) if spec.data is not None else {}
     tasks: dict[str, NotebookTask] = {}
     steps: list[tuple[StepSpec, list[str]]] = []

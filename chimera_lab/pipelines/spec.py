@@ -93,6 +93,9 @@ class DataSpec(_Model):
     lookback: str | None = Field(
         None, description="Keep only this much before the last bar, e.g. '30D' (latest data)."
     )
+    resample: str | None = Field(
+        None, description="Aggregate the bars to this timeframe (e.g. '15m', '1h')."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

@@ -1,4 +1,7 @@
-"""Fixtures for pipeline tests: a trivial template and one shared two-worker LocalCluster."""
+"""Fixtures for pipeline tests: a trivial template and one shared two-worker LocalCluster.
+
+The cluster is started once per session (a few seconds on two cores) and shut down after.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ def trivial_template() -> Path:
     return TRIVIAL
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dask_client() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
