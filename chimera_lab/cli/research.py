@@ -196,6 +196,7 @@ def _scheduling_options(func: Any) -> Any:
 @click.option("--train", required=True, help="Train window: duration (30D) or bars (5000).")
 @click.option("--test", required=True, help="Test window: duration (7D) or bars.")
 @click.option("--step", default=None, help="Distance between test windows (default: --test).")
+@click.option("--resample", default=None, metavar="TF", help="Aggregate the bars first (15m, 1h).")
 @click.option(
     "--grid",
     default=None,
@@ -233,6 +234,7 @@ def walk_forward(
     train: str,
     test: str,
     step: str | None,
+    resample: str | None,
     grid: str | None,
     objective: str,
     anchored: bool,
@@ -278,6 +280,7 @@ def walk_forward(
         store=store_url,
         start=start,
         end=end,
+        resample=resample,
     )
     spec = walk_forward_spec(
         data=data,
