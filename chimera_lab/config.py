@@ -81,6 +81,23 @@ class BitgetSettings(BaseModel):
     retry_max_delay_s: float = Field(10.0, ge=0)
     circuit_failure_threshold: int = Field(5, ge=1)
     circuit_recovery_s: float = Field(60.0, gt=0)
+    endpoint_limit_scale: float = Field(
+        1.0, gt=0, description="Multiply Bitget's per-endpoint limits (simulators and tests)."
+    )
+    rate_limit_margin_s: float = Field(
+        0.05, ge=0, description="Added to every rate window: a guard against network jitter."
+    )
+    limiter_max_waiters: int = Field(
+        10_000, ge=1, description="Most requests allowed to wait for a rate-limit slot."
+    )
+    auto_time_sync: bool = Field(
+        True, description="On a stale-timestamp error (40008) resync with server time, retry once."
+    )
+    ws_ping_interval_s: float = Field(30.0, gt=0, description="Send text `ping` this often.")
+    ws_pong_timeout_s: float = Field(10.0, gt=0, description="Reconnect if no `pong` by then.")
+    ws_reconnect_base_delay_s: float = Field(0.5, ge=0)
+    ws_reconnect_max_delay_s: float = Field(30.0, ge=0)
+    ws_queue_size: int = Field(10_000, ge=1, description="Events buffered for a slow consumer.")
 
 
 class SimSettings(BaseModel):

@@ -28,6 +28,7 @@ __all__ = [
     "LookAheadError",
     "NotFittedError",
     "OrderNotFound",
+    "OutcomeUnknown",
     "PipelineError",
     "RateLimited",
     "RiskLimitError",
@@ -183,6 +184,34 @@ class ExchangeUnavailable(ExchangeError, ConnectionError):
 
 class CircuitOpenError(ExchangeUnavailable):
     """The circuit breaker for an endpoint group is open; the call failed fast."""
+
+
+class OutcomeUnknown(ExchangeUnavailable):
+    """A request was sent but no answer came (timeout, connection reset mid-request).
+
+    The exchange may or may not have acted on it. For orders, reconcile by ``client_oid``
+    (the adapter does this itself before resending; this error means it could not tell).
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description.
+    code, status : optional
+        As for :class:`ExchangeError`.
+    client_oid : str, optional
+        The client order id of the order whose fate is unknown.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        client_oid: str | None = None,
+    ):
+        self.client_oid = client_oid
+        super().__init__(message, code=code, status=status)
 
 
 class TimestampLeakError(LookAheadError):

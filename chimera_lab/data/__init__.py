@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from chimera_lab.data.duckdb_store import DuckDBStore
 from chimera_lab.data.loaders import load_ohlcv, read_table
 from chimera_lab.data.quality import Gap, QualityReport, quality_report
+from chimera_lab.data.store import Store, find_gaps, parse_store_url
 from chimera_lab.data.synthetic import make_ohlcv
 
-__all__ = ["Gap", "QualityReport", "load_ohlcv", "make_ohlcv", "quality_report", "read_table"]
+__all__ = [
+    "DuckDBStore",
+    "Gap",
+    "QualityReport",
+    "Store",
+    "find_gaps",
+    "load_ohlcv",
+    "make_ohlcv",
+    "parse_store_url",
+    "quality_report",
+    "read_table",
+]

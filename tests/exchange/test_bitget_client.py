@@ -1,0 +1,462 @@
+"""BitgetClient against an in-process fake Bitget (httpx.MockTransport): wire format, signing,
+error mapping, retries, circuit breaking, exactly-once orders, logging and life cycle."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from exchange_fakes import KEY, PASSPHRASE, SECRET, FakeBitget, FakeClock, make_settings
+
+from chimera_lab.errors import (
+    AuthenticationError,
+    CircuitOpenError,
+    ConfigError,
+    DuplicateOrder,
+    ExchangeError,
+    ExchangeUnavailable,
+    InsufficientFunds,
+    InvalidOrder,
+    OrderNotFound,
+    OutcomeUnknown,
+    RateLimited,
+)
+from chimera_lab.exchange.base import (
+    Exchange,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Priority,
+    Product,
+    Side,
+)
+from chimera_lab.exchange.bitget import BitgetClient, ClientState, map_bitget_error
+from chimera_lab.exchange.endpoints import endpoint
+from chimera_lab.logging import configure_logging
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+WORKED_TS = 1_700_000_000.0  # bitget-api.md section 2 worked example, in seconds
+PLACE = "/api/v2/spot/trade/place-order"
+INFO = "/api/v2/spot/trade/orderInfo"
+
+
+def worked_order() -> OrderRequest:
+    return OrderRequest(
+        "BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.001"), price=Decimal("30000"),
+        client_oid="demo-order-0001",
+    )  # fmt: skip
+
+
+def client(fake: FakeBitget, clock: FakeClock | None = None, **bitget: object) -> BitgetClient:
+    return BitgetClient(
+        make_settings(**bitget), transport=fake.transport(), clock=clock,
+        wall_clock=lambda: fake.now_ms() / 1000,
+    )  # fmt: skip
+
+
+def test_bitget_client_satisfies_the_exchange_protocol() -> None:
+    assert isinstance(BitgetClient(make_settings()), Exchange)
+
+
+# -- signing and wire format ----------------------------------------------------------------
+
+
+async def test_post_is_signed_exactly_like_the_worked_example() -> None:
+    fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+    request, body = fake.requests[0], fake.bodies[0]
+    assert request.method == "POST" and request.url.raw_path == PLACE.encode()
+    assert body == (
+        b'{"symbol":"BTCUSDT","side":"buy","orderType":"limit","force":"gtc",'
+        b'"price":"30000","size":"0.001","clientOid":"demo-order-0001"}'
+    )
+    assert request.headers["ACCESS-SIGN"] == "FedbgNYfvVL0y65jTX41YhmvZo8wKm0XdFNo/VuLC6k="
+    assert request.headers["ACCESS-KEY"] == KEY
+    assert request.headers["ACCESS-TIMESTAMP"] == "1700000000000"
+    assert request.headers["ACCESS-PASSPHRASE"] == PASSPHRASE
+    assert request.headers["Content-Type"] == "application/json"
+    assert "paptrading" not in request.headers
+    assert ack.client_oid == "demo-order-0001" and not ack.recovered
+
+
+async def test_get_with_query_is_signed_over_the_sorted_query_it_sends() -> None:
+    fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
+    async with client(fake, product="usdt-futures") as ex:
+        assert await ex.get_open_orders("BTCUSDT") == []
+    request = fake.requests[0]
+    assert request.url.raw_path == (
+        b"/api/v2/mix/order/orders-pending?productType=USDT-FUTURES&symbol=BTCUSDT"
+    )
+    assert request.headers["ACCESS-SIGN"] == "5qlpFLwF63bbVQuOr9h7T1oD8yTRvFwbxguwtXGfc14="
+
+
+async def test_get_without_query_matches_worked_example_c() -> None:
+    fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
+    async with client(fake) as ex:
+        balances = await ex.get_balances()
+    assert fake.requests[0].url.raw_path == b"/api/v2/spot/account/assets"
+    assert fake.requests[0].headers["ACCESS-SIGN"] == (
+        "CSUmjaK+QxCXGyA8evN2z9JqEa+kXoNYl3jl7eOWxK4="
+    )
+    assert balances[0].coin == "USDT" and balances[0].available == Decimal("1000.5")
+    assert balances[0].total == Decimal("1010.5")
+
+
+async def test_public_calls_send_no_credentials_and_demo_sends_paptrading() -> None:
+    fake = FakeBitget()
+    async with client(fake, demo=True) as ex:
+        await ex.server_time()
+    headers = fake.requests[0].headers
+    assert "ACCESS-KEY" not in headers and "ACCESS-SIGN" not in headers
+    assert headers["paptrading"] == "1"
+
+
+async def test_futures_candles_use_mix_path_upper_case_product_type_and_granularity() -> None:
+    t0 = 1_704_067_200_000  # 2024-01-01T00:00Z
+    fake = FakeBitget(now_ms=lambda: t0 + 150_000)
+    fake.candles = [
+        [str(t0), "100", "101", "99", "100.5", "2", "201"],  # 7 columns (futures doc)
+        [str(t0 + 60_000), "100.5", "102", "100", "101", "3", "303", "303"],  # 8 columns
+        [str(t0 + 120_000), 101, 101.5, 100.5, 101.2, 1, 101.2],  # numbers, still forming
+    ]
+    async with client(fake, product="usdt-futures") as ex:
+        candles = await ex.get_candles(
+            "BTCUSDT", "1m", start=datetime(2023, 12, 31, tzinfo=UTC), limit=5
+        )
+    url = fake.requests[0].url
+    assert url.path == "/api/v2/mix/market/candles"
+    params = dict(url.params)
+    assert params == {
+        "granularity": "1m", "limit": "5", "productType": "USDT-FUTURES",
+        "startTime": "1703980800000", "symbol": "BTCUSDT",
+    }  # fmt: skip
+    assert [c.closed for c in candles] == [True, True, False]
+    assert candles[0].timestamp == datetime(2024, 1, 1, tzinfo=UTC)
+    assert candles[1].quote_volume == 303.0 and candles[2].close == 101.2
+
+
+async def test_spot_hourly_granularity_and_history_filtering() -> None:
+    t0 = 1_704_067_200_000
+    fake = FakeBitget(now_ms=lambda: t0 + 10 * 3_600_000)
+    fake.candles = [
+        [str(t0 + h * 3_600_000), "1", "2", "0.5", "1.5", "10", "15", "15"] for h in range(10)
+    ]
+    async with client(fake) as ex:
+        end = datetime(2024, 1, 1, 5, tzinfo=UTC)
+        candles = await ex.get_history_candles("BTCUSDT", "1h", end=end, limit=3)
+    assert fake.requests[0].url.path == "/api/v2/spot/market/history-candles"
+    assert dict(fake.requests[0].url.params)["granularity"] == "1h"
+    assert [c.timestamp.hour for c in candles] == [2, 3, 4]
+
+
+async def test_limits_out_of_range_raise_config_errors() -> None:
+    async with client(FakeBitget()) as ex:
+        with pytest.raises(ConfigError, match="1..200"):
+            await ex.get_history_candles("BTCUSDT", "1m", end=datetime.now(UTC), limit=500)
+        with pytest.raises(ConfigError, match="spot has no 2h"):
+            await ex.get_candles("BTCUSDT", "2h")
+        with pytest.raises(ConfigError, match="usdt-futures"):
+            endpoint("positions", Product.SPOT)
+
+
+# -- error mapping --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "cls"),
+    [
+        ("40009", 400, AuthenticationError),
+        ("40008", 400, AuthenticationError),
+        ("40012", 400, AuthenticationError),
+        ("429", 429, RateLimited),
+        ("43012", 400, InsufficientFunds),
+        ("40762", 400, InsufficientFunds),
+        ("43001", 400, OrderNotFound),
+        ("40109", 400, OrderNotFound),
+        ("43118", 400, DuplicateOrder),
+        ("45034", 400, DuplicateOrder),
+        ("40304", 400, InvalidOrder),
+        ("43006", 400, InvalidOrder),
+        ("40015", 200, ExchangeUnavailable),
+        ("99999", 500, ExchangeUnavailable),
+        ("99999", 400, ExchangeError),
+    ],
+)
+def test_bitget_codes_map_to_the_hierarchy(code: str, status: int, cls: type) -> None:
+    err = map_bitget_error(code, "msg", status=status, where="POST /x", trading=True)
+    assert type(err) is cls
+    assert err.code == code and err.status == status and code in str(err)
+
+
+async def test_business_error_raises_mapped_exception_from_the_wire() -> None:
+    fake = FakeBitget()
+    fake.secret = "another-secret"  # the server expects a different secret
+    async with client(fake) as ex:
+        with pytest.raises(AuthenticationError, match="40009") as info:
+            await ex.get_balances()
+    assert info.value.status == 400
+    assert len(fake.requests) == 1  # never retried
+
+
+async def test_missing_credentials_fail_before_sending() -> None:
+    fake = FakeBitget()
+    async with client(fake, api_key=None) as ex:
+        with pytest.raises(AuthenticationError, match="CHIMERA_BITGET__API_KEY"):
+            await ex.get_balances()
+    assert fake.requests == []
+
+
+async def test_stale_timestamp_is_refused_then_resynced(clock: FakeClock) -> None:
+    fake = FakeBitget()
+    skewed = BitgetClient(
+        make_settings(auto_time_sync=False), transport=fake.transport(),
+        wall_clock=lambda: fake.now_ms() / 1000 - 120,
+    )  # fmt: skip
+    async with skewed as ex:
+        with pytest.raises(AuthenticationError, match="40008.*sync_time") as info:
+            await ex.get_balances()
+        assert info.value.code == "40008"
+        offset = await ex.sync_time()
+        assert 119_000 < offset < 121_000
+        assert (await ex.get_balances())[0].coin == "USDT"
+    auto = BitgetClient(
+        make_settings(), transport=fake.transport(), wall_clock=lambda: fake.now_ms() / 1000 - 120
+    )
+    async with auto as ex:
+        assert (await ex.get_balances())[0].coin == "USDT"  # resynced by itself
+        ack = await ex.place_order(worked_order())
+    assert ack.order_id and len(fake.orders) == 1
+
+
+# -- retries and circuit --------------------------------------------------------------------
+
+
+async def test_reads_retry_on_5xx_429_busy_and_transport_errors() -> None:
+    fake = FakeBitget()
+    fake.fault("/api/v2/public/time", "500", "429", "busy", "connect", "timeout")
+    async with client(fake, retry_max_attempts=6) as ex:
+        assert (await ex.server_time()).tzinfo is UTC
+    assert len(fake.requests) == 6
+
+
+async def test_reads_give_up_after_max_attempts_with_the_last_error() -> None:
+    fake = FakeBitget()
+    fake.fault("/api/v2/public/time", *["500"] * 3)
+    async with client(fake, retry_max_attempts=3) as ex:
+        with pytest.raises(ExchangeUnavailable, match="500"):
+            await ex.server_time()
+    assert len(fake.requests) == 3
+
+
+async def test_circuit_opens_per_group_and_recovers(clock: FakeClock) -> None:
+    fake = FakeBitget()
+    fake.fault("/api/v2/public/time", *["500"] * 4)
+    ex = client(
+        fake, clock, retry_max_attempts=1, circuit_failure_threshold=4, circuit_recovery_s=60.0
+    )
+    async with ex:
+        for _ in range(4):
+            with pytest.raises(ExchangeUnavailable):
+                await ex.server_time()
+        with pytest.raises(CircuitOpenError):
+            await ex.server_time()
+        with pytest.raises(CircuitOpenError):
+            await ex.get_candles("BTCUSDT", "1m")  # same group: market
+        assert len(fake.requests) == 4
+        assert (await ex.get_balances())[0].coin == "USDT"  # other group unaffected
+        clock.advance(60.0)
+        await ex.server_time()  # half-open trial succeeds
+        assert ex.circuits["market"].state.value == "closed"
+
+
+# -- exactly-once orders --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["accept_timeout", "reset", "accept_500"])
+async def test_ambiguous_failure_is_reconciled_by_client_oid(fault: str) -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, fault)
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+    assert ack.recovered and ack.order_id == fake.orders["demo-order-0001"].order_id
+    assert len(fake.orders) == 1
+    assert fake.executed[PLACE] == 1  # never resent: the lookup found it
+    paths = [r.url.path for r in fake.requests]
+    assert paths == [PLACE, INFO]
+
+
+async def test_ambiguous_failure_before_acceptance_resends_once() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "timeout")  # lost before the server acted
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+    assert not ack.recovered and len(fake.orders) == 1
+    assert [r.url.path for r in fake.requests] == [PLACE, INFO, PLACE]
+    assert {json.loads(b)["clientOid"] for b in fake.bodies if b} == {"demo-order-0001"}
+
+
+async def test_unambiguous_failures_resend_without_lookup() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "connect", "429")
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+    assert [r.url.path for r in fake.requests] == [PLACE, PLACE, PLACE]
+    assert len(fake.orders) == 1 and ack.order_id == fake.orders["demo-order-0001"].order_id
+
+
+async def test_generated_client_oid_is_reused_on_every_attempt() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "connect", "timeout")
+    request = OrderRequest("BTCUSDT", Side.SELL, OrderType.MARKET, Decimal("0.5"))
+    async with client(fake) as ex:
+        ack = await ex.place_order(request)
+    oids = {json.loads(b)["clientOid"] for b in fake.bodies if b}
+    assert oids == {ack.client_oid} and len(fake.orders) == 1
+
+
+async def test_duplicate_client_oid_of_the_same_order_is_recovered() -> None:
+    fake = FakeBitget()
+    async with client(fake) as ex:
+        first = await ex.place_order(worked_order())
+        again = await ex.place_order(worked_order())  # e.g. a restarted runner resending
+        assert again == type(again)(first.order_id, first.client_oid, recovered=True)
+        different = OrderRequest(
+            "BTCUSDT", Side.SELL, OrderType.LIMIT, Decimal("1"), price=Decimal("1"),
+            client_oid="demo-order-0001",
+        )  # fmt: skip
+        with pytest.raises(DuplicateOrder, match="43118"):
+            await ex.place_order(different)
+    assert len(fake.orders) == 1
+
+
+async def test_lookup_failure_after_ambiguity_raises_outcome_unknown() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "accept_timeout")
+    fake.fault(INFO, *["500"] * 10)
+    async with client(fake, retry_max_attempts=3) as ex:
+        with pytest.raises(OutcomeUnknown, match="demo-order-0001") as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+    assert fake.executed[PLACE] == 1
+
+
+async def test_order_rejections_are_not_retried() -> None:
+    fake = FakeBitget()
+    original = fake.dispatch
+    fake.dispatch = lambda req, path, body: (  # type: ignore[method-assign]
+        fake.error(400, "43012", "Insufficient balance")
+        if path == PLACE
+        else original(req, path, body)
+    )
+    async with client(fake) as ex:
+        with pytest.raises(InsufficientFunds):
+            await ex.place_order(worked_order())
+    assert len(fake.requests) == 1
+
+
+async def test_cancel_is_idempotent_across_retries() -> None:
+    fake = FakeBitget()
+    cancel = "/api/v2/spot/trade/cancel-order"
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+        fake.fault(cancel, "accept_timeout")  # cancelled, reply lost
+        done = await ex.cancel_order("BTCUSDT", order_id=ack.order_id)
+        assert done.recovered  # the retry saw "no such live order": the first one worked
+        assert fake.orders["demo-order-0001"].status == "cancelled"
+        with pytest.raises(OrderNotFound):
+            await ex.cancel_order("BTCUSDT", order_id="nope")
+        order = await ex.get_order("BTCUSDT", client_oid="demo-order-0001")
+        assert order.status is OrderStatus.CANCELLED
+        with pytest.raises(OrderNotFound):
+            await ex.get_order("BTCUSDT", client_oid="unknown-oid")
+        with pytest.raises(ConfigError, match="exactly one"):
+            await ex.get_order("BTCUSDT")
+
+
+async def test_real_money_needs_live_mode_and_confirmation() -> None:
+    fake = FakeBitget()
+    ex = client(fake, base_url="https://api.bitget.com")
+    async with ex:
+        with pytest.raises(ConfigError, match="CONFIRM_LIVE"):
+            await ex.place_order(worked_order())
+    assert fake.requests == []
+    live = client(fake, base_url="https://api.bitget.com", mode="live", confirm_live=True)
+    async with live:
+        await live.place_order(worked_order())
+    assert len(fake.orders) == 1
+
+
+# -- logging and life cycle -----------------------------------------------------------------
+
+
+async def test_every_request_is_logged_without_credentials() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "accept_timeout")
+    settings = make_settings()
+    stream = io.StringIO()
+    handler = configure_logging(settings, stream=stream)
+    try:
+        async with client(fake) as ex:
+            await ex.place_order(worked_order())
+            await ex.get_balances()
+            fake.secret = "rotated"
+            with pytest.raises(AuthenticationError):
+                await ex.get_balances()
+    finally:
+        import logging
+
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    events = [json.loads(line) for line in text.splitlines()]
+    requests = [e for e in events if e["event"] == "exchange.request"]
+    assert len(requests) == len(fake.requests) == 4
+    for event in requests:
+        assert {"method", "path", "status", "latency_ms", "attempt", "request_id"} <= set(event)
+    assert requests[0]["status"] is None and requests[0]["error"] == "OutcomeUnknown"
+    assert requests[1]["path"] == INFO and requests[1]["status"] == 200
+    assert requests[-1]["code"] == "40009"
+    assert len({e["request_id"] for e in requests}) == 4
+    signatures = [r.headers["ACCESS-SIGN"] for r in fake.requests]
+    for secret in [SECRET, PASSPHRASE, KEY, *signatures]:
+        assert secret not in text
+
+
+async def test_client_life_cycle() -> None:
+    fake = FakeBitget()
+    ex = client(fake)
+    assert ex.state is ClientState.UNOPENED
+    with pytest.raises(RuntimeError, match="async with"):
+        await ex.server_time()
+    async with ex:
+        assert ex.state is ClientState.OPENED
+        await ex.server_time()
+    assert ex.state is ClientState.CLOSED
+    await ex.aclose()  # idempotent
+    with pytest.raises(RuntimeError, match="cannot be reopened"):
+        async with ex:
+            pass
+    with pytest.raises(RuntimeError):
+        await ex.server_time()
+
+
+def test_http_client_has_explicit_timeouts_and_a_bounded_pool() -> None:
+    ex = BitgetClient(make_settings(timeout_s=3.0, connect_timeout_s=1.5, max_connections=7))
+    timeout = ex._http.timeout
+    assert (timeout.read, timeout.connect) == (3.0, 1.5)
+    pool = ex._http._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == 7
+
+
+async def test_default_priorities_per_endpoint() -> None:
+    fake = FakeBitget()
+    async with client(fake) as ex:
+        await ex.place_order(worked_order())
+        await ex.get_candles("BTCUSDT", "1m")
+        await ex.get_balances()
+        granted = ex.limiter.stats.granted
+    assert granted == {Priority.TRADING: 1, Priority.MONITORING: 1, Priority.ANALYSIS: 1}
