@@ -172,3 +172,21 @@ def test_data_spec_round_trips_through_yaml() -> None:
     d = DataSpec(symbol="ETHUSDT", timeframe="1m", lookback="30D", resample="15m")
     again = DataSpec.model_validate(yaml.safe_load(yaml.safe_dump(d.model_dump())))
     assert again == d
+
+
+def test_store_and_file_sources_give_the_same_bars(tmp_path: Path) -> None:
+    # The pandas resampling of a file must equal the store's SQL resampling of the same bars.
+    from chimera_lab.data import Store
+    from chimera_lab.data.samples import import_sample
+
+    url = str(tmp_path / "bars.duckdb")
+    import_sample(Store(url), "btcusdt_1m")
+    window = {"start": "2024-08-04", "end": "2024-08-06 23:59"}
+    from_store = load_bars(symbol="BTCUSDT", store_url=url, **window)
+    from_file = load_bars(data_path="btcusdt_1m", **window)
+    pd.testing.assert_frame_equal(from_store, from_file, check_freq=False)
+    for tf in ("15m", "1h", "4h"):
+        a = load_bars(symbol="BTCUSDT", store_url=url, resample=tf, **window)
+        b = load_bars(data_path="btcusdt_1m", resample=tf, **window)
+        pd.testing.assert_frame_equal(a, b, check_freq=False, rtol=1e-12)
+    assert fingerprint_bars(from_store) == fingerprint_bars(from_file)
