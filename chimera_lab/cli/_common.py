@@ -142,7 +142,7 @@ def load_source(
         assert symbol is not None
         settings = settings or get_settings()
         store = Store(store_url or settings.store.url, settings=settings)
-        df = store.read_bars(symbol, timeframe, start=t0, end=t1)
+        df = store.bars(symbol, timeframe, start=t0, end=t1)
         src = DataSource("store", store.url, symbol, timeframe, t0, t1)
     if df.empty:
         raise ConfigError(f"no bars in {src.describe()} between {start or '-'} and {end or '-'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chimera_lab.data.duckdb_store import DuckDBStore
+from chimera_lab.data.funding import load_funding
 from chimera_lab.data.loaders import load_ohlcv, read_table
 from chimera_lab.data.quality import Gap, QualityReport, quality_report
 from chimera_lab.data.store import Store, find_gaps, parse_store_url
@@ -14,6 +15,7 @@ __all__ = [
     "QualityReport",
     "Store",
     "find_gaps",
+    "load_funding",
     "load_ohlcv",
     "make_ohlcv",
     "parse_store_url",

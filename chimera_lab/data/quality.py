@@ -2,9 +2,11 @@
 
 Definitions (bar spacing ``s``, the timeframe given or the median spacing of the index):
 
-- **gap**: two consecutive bars more than ``s`` apart; it misses ``ceil(diff / s) - 1`` bars.
-  ``missing_bars`` sums them; ``gaps`` lists each run (last bar before, first bar after, missing).
-- **expected bars**: ``floor((last - first) / s) + 1``; **coverage** = rows / expected.
+- bars sit in epoch-aligned buckets of ``s`` (an off-grid bar counts for the bucket it falls in);
+  a **gap** is a run of empty buckets between two consecutive bars; ``missing_bars`` sums the
+  empty buckets and ``gaps`` lists each run (last bar before, first bar after, missing). This is
+  the store's definition too (:func:`chimera_lab.data.find_gaps`), so both report the same counts.
+- **expected bars**: buckets from the first bar's to the last bar's; **coverage** = rows / expected.
 - **off-grid**: a timestamp that is not a multiple of ``s`` from the Unix epoch (for ``s`` up
   to one day), e.g. Binance's hh:28:14 hourly bars after the Feb 2018 outage.
 - **outlier**: a close-to-close log return further than ``outlier_sigma`` robust standard
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chimera_lab.data._buckets import gap_runs
 from chimera_lab.errors import DataError
 from chimera_lab.timeframes import TIMEFRAMES, infer_bar_spacing, timeframe_to_timedelta
 
@@ -171,16 +174,13 @@ def quality_report(
     if spacing is not None:
         step = spacing.value
         ts = unique.asi8
-        diffs = np.diff(ts)
-        where = np.flatnonzero(diffs > step)
-        miss = (np.ceil(diffs[where] / step) - 1).astype(np.int64)
+        prev, nxt, miss = gap_runs(ts, step)
         gaps = [
-            Gap(unique[int(i)], unique[int(i) + 1], int(m))
-            for i, m in zip(where, miss, strict=True)
-            if m > 0
+            Gap(pd.Timestamp(int(a), tz="UTC"), pd.Timestamp(int(b), tz="UTC"), int(m))
+            for a, b, m in zip(prev, nxt, miss, strict=True)
         ]
         missing = int(miss.sum())
-        expected = int((ts[-1] - ts[0]) // step) + 1
+        expected = int(ts[-1] // step - ts[0] // step) + 1
         if spacing <= pd.Timedelta(days=1):
             off_grid = int(np.count_nonzero(ts % step))
 

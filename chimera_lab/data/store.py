@@ -307,6 +307,38 @@ class Store:
         """
         raise NotImplementedError
 
+    def bars(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """Return ``timeframe`` bars: stored ones, else resampled from the finest stored series.
+
+        The usual way for notebooks and commands to ask for bars: ``store.bars("BTCUSDT",
+        "1h")`` reads stored 1h bars if there are any, and otherwise aggregates the finest
+        stored timeframe that divides 1h (1m, say) with :meth:`resample`.
+
+        Raises
+        ------
+        StoreError
+            If neither the series nor a finer one that divides it is stored.
+        """
+        stored = self.timeframes(symbol) if symbol in self.symbols() else []
+        if timeframe in stored:
+            return self.read_bars(symbol, timeframe, start, end)
+        target = timeframe_to_timedelta(timeframe)
+        sources = [
+            tf
+            for tf in stored  # shortest first
+            if timeframe_to_timedelta(tf) < target
+            and target % timeframe_to_timedelta(tf) == pd.Timedelta(0)
+        ]
+        if not sources:
+            return self.read_bars(symbol, timeframe, start, end)  # raises, naming what exists
+        return self.resample(symbol, timeframe, sources[0], start, end)
+
     def coverage(self, symbol: str | None = None) -> pd.DataFrame:
         """Return one row per series: symbol, timeframe, first, last, rows, gaps, missing_bars.
 

@@ -508,3 +508,16 @@ def test_large_overlapping_rewrite_is_exact(store_url: str) -> None:
             store.resample("BTCUSDT", tf, start="2024-01-03 01:01", use_rollups=False),
             check_exact=True,
         )
+
+
+def test_bars_reads_stored_or_resamples_from_the_finest_divisor(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "b.duckdb"))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    store.write_bars("BTCUSDT", "5m", make_ohlcv(120, seed=6, timeframe="5m"))
+    pd.testing.assert_frame_equal(store.bars("BTCUSDT", "5m"), store.read_bars("BTCUSDT", "5m"))
+    pd.testing.assert_frame_equal(
+        store.bars("BTCUSDT", "1h", start="2024-01-01 01:00"),
+        store.resample("BTCUSDT", "1h", "1m", start="2024-01-01 01:00"),
+    )
+    with pytest.raises(StoreError):
+        store.bars("ETHUSDT", "1h")
