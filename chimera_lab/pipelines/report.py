@@ -92,7 +92,8 @@ class WalkForwardRun:
         git = env.get("git") or {}
         data = m.get("data") or {}
         lines = [
-            f"run {m['run_id']} ({m['status']}), created {m['created']}",
+            f"run {m['run_id']}, created {m['created']}: {len(self.ok_folds)} of "
+            f"{len(self.folds)} folds finished",
             f"strategy {params.get('strategy')}, objective {params.get('objective', 'sharpe')}, "
             f"grid {params.get('grid') or '(the strategy default grid)'}",
             f"folds: train {f.get('train')}, test {f.get('test')}, "

@@ -172,6 +172,13 @@ def test_walk_forward_on_a_real_dask_cluster_end_to_end(
     assert "load_walk_forward(" not in html
     assert html.count("<img") >= 3
 
+    # The report's header is built from the manifest.
+    from chimera_lab.pipelines.report import load_walk_forward
+
+    described = load_walk_forward(run).describe()
+    assert "strategy sma_cross" in described and "warm-up 59 bars (auto)" in described
+    assert "3 of 3 folds finished" in described
+
     # Any fold can be reproduced from the manifest alone.
     task = m["tasks"][1]
     params = dict(task["parameters"], output_dir=str(tmp_path / "again"))
