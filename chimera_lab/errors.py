@@ -96,13 +96,6 @@ class DataError(ChimeraError, ValueError):
             where.append(f"column {self.column!r}")
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
-    def with_file(self, file: str | Path, line_offset: int | None = None) -> DataError:
-        """Return a copy located in ``file``; ``line_offset`` maps rows to physical lines."""
-        line = self.line
-        if line is None and line_offset is not None and self.row is not None:
-            line = self.row + line_offset
-        return DataError(self.message, file=file, row=self.row, column=self.column, line=line)
-
 
 class StoreError(ChimeraError, RuntimeError):
     """The bar store could not complete an operation (locked, missing series, bad URL)."""
