@@ -10,7 +10,8 @@ notebook)::
 
 Every request goes through, in order: the endpoint group's circuit breaker, the client's
 priority rate limiter (global windows from Settings plus Bitget's per-endpoint limit), HMAC
-signing of the exact bytes sent (sorted query string, compact JSON body), one shared
+signing of the exact bytes sent (sorted query string — signed raw, sent percent-encoded —
+and the compact JSON body), one shared
 ``httpx.AsyncClient`` (explicit timeouts, bounded pool), envelope decoding (``code`` first,
 HTTP status second) and a structured log event ``exchange.request`` (method, path, status,
 code, latency_ms, attempt, request_id — never headers or credentials). Reads are retried with
@@ -86,6 +87,7 @@ from chimera_lab.exchange.parsing import (
 from chimera_lab.exchange.resilience import CircuitBreaker, Resilience, RetryPolicy
 from chimera_lab.exchange.signing import canonical_query, sign
 from chimera_lab.logging import get_logger
+from chimera_lab.timeframes import timeframe_to_timedelta
 
 __all__ = ["BitgetClient", "ClientState", "map_bitget_error", "new_client_oid"]
 
@@ -377,7 +379,7 @@ class BitgetClient:
         # at the pool size); signing happens inside it so the timestamp is fresh however long
         # the request queued.
         async with self.limiter.slot(priority, ep.path):
-            query = canonical_query(params)
+            query = canonical_query(params)  # signed raw, sent percent-encoded (section 2)
             body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
             headers: dict[str, str] = {}
             if body is not None:
@@ -391,7 +393,8 @@ class BitgetClient:
                 headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
                 headers["ACCESS-TIMESTAMP"] = ts
                 headers["ACCESS-PASSPHRASE"] = passphrase
-            url = ep.path + ("?" + query if query else "")
+            url_query = canonical_query(params, encoded=True)
+            url = ep.path + ("?" + url_query if url_query else "")
             started = time.perf_counter()
             try:
                 response = await self._http.request(
@@ -534,17 +537,23 @@ class BitgetClient:
 
         Bitget anchors the page on ``endTime``; page backwards by passing the oldest
         timestamp returned as the next ``end`` (:mod:`chimera_lab.exchange.fetch` does).
+
+        ``endTime`` is sent as ``end`` rounded up to the bar and the rows are filtered to
+        ``timestamp < end`` here, so the page holds the same bars whether Bitget treats
+        ``endTime`` as inclusive or exclusive, or floors it to the granularity (all
+        unverified, bitget-api.md section 3.2). Under the inclusive reading the page may
+        hold one bar fewer than ``limit``.
         """
         if not 1 <= limit <= 200:
             raise ConfigError(f"limit must be in 1..200 for history candles, got {limit}")
         prod = self._product(product)
+        end_ms = datetime_to_ms(end)
+        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
         params = self._mix_params(
             prod,
             symbol=symbol,
             granularity=granularity(timeframe, prod),
-            # endTime - 1 ms: the same page whether Bitget's endTime is inclusive or
-            # exclusive (unverified, bitget-api.md section 3.2)
-            endTime=datetime_to_ms(end) - 1,
+            endTime=-(-end_ms // bar_ms) * bar_ms,  # bars are UTC-epoch aligned
             limit=limit,
         )
         data, now_ms = await self._call(
@@ -552,7 +561,6 @@ class BitgetClient:
         )
         now_ms = now_ms if now_ms is not None else self._timestamp_ms()
         candles = parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
-        end_ms = datetime_to_ms(end)
         return [c for c in candles if c.closed and datetime_to_ms(c.timestamp) < end_ms]
 
     async def get_ticker(

@@ -8,8 +8,17 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import ccxt
 import pytest
-from exchange_fakes import KEY, PASSPHRASE, SECRET, FakeBitget, FakeClock, make_settings
+from exchange_fakes import (
+    KEY,
+    PASSPHRASE,
+    SECRET,
+    FakeBitget,
+    FakeClock,
+    FakeOrder,
+    make_settings,
+)
 
 from chimera_lab.errors import (
     AuthenticationError,
@@ -35,6 +44,7 @@ from chimera_lab.exchange.base import (
 )
 from chimera_lab.exchange.bitget import BitgetClient, ClientState, map_bitget_error
 from chimera_lab.exchange.endpoints import endpoint
+from chimera_lab.exchange.parsing import datetime_to_ms
 from chimera_lab.logging import configure_logging
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -95,6 +105,35 @@ async def test_get_with_query_is_signed_over_the_sorted_query_it_sends() -> None
     assert request.headers["ACCESS-SIGN"] == "5qlpFLwF63bbVQuOr9h7T1oD8yTRvFwbxguwtXGfc14="
 
 
+@pytest.mark.parametrize(
+    ("product", "ccxt_path", "ccxt_api", "params"),
+    [
+        ("spot", "v2/spot/trade/orderInfo", ["private", "spot"], {"clientOid": "a+b#c"}),
+        (
+            "usdt-futures", "v2/mix/order/detail", ["private", "mix"],
+            {"clientOid": "a+b#c", "symbol": "BTCUSDT", "productType": "USDT-FUTURES"},
+        ),
+    ],
+)  # fmt: skip
+async def test_query_with_hash_and_plus_is_signed_raw_and_sent_encoded_like_ccxt(
+    product: str, ccxt_path: str, ccxt_api: list[str], params: dict[str, str]
+) -> None:
+    # bitget-api.md section 2: Bitget signs the un-escaped k=v&... string; the URL is
+    # percent-encoded. ccxt (an independent implementation) must produce the same request.
+    fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
+    fake.orders["a+b#c"] = FakeOrder("1001", "a+b#c", "BTCUSDT", "buy", "limit", "1000", "0.01")
+    async with client(fake, product=product) as ex:
+        order = await ex.get_order("BTCUSDT", client_oid="a+b#c")
+    assert order.client_oid == "a+b#c"  # the fake verified the signature (no 40009)
+    ours = fake.requests[0]
+    reference = ccxt.bitget({"apiKey": KEY, "secret": SECRET, "password": PASSPHRASE})
+    reference.nonce = lambda: int(WORKED_TS * 1000)
+    theirs = reference.sign(ccxt_path, ccxt_api, "GET", dict(params))
+    assert ours.headers["ACCESS-SIGN"] == theirs["headers"]["ACCESS-SIGN"]
+    assert str(ours.url).split("?", 1)[1] == theirs["url"].split("?", 1)[1]
+    assert b"%23" in ours.url.raw_path and b"%2B" in ours.url.raw_path
+
+
 async def test_get_without_query_matches_worked_example_c() -> None:
     fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
     async with client(fake) as ex:
@@ -152,6 +191,32 @@ async def test_spot_hourly_granularity_and_history_filtering() -> None:
     assert fake.requests[0].url.path == "/api/v2/spot/market/history-candles"
     assert dict(fake.requests[0].url.params)["granularity"] == "1h"
     assert [c.timestamp.hour for c in candles] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("semantics", ["exclusive", "inclusive", "floored", "floored_inclusive"])
+@pytest.mark.parametrize("offset_s", [0, 30])  # end on a bar boundary, and mid-bar
+async def test_history_page_is_the_same_whatever_endtime_means(
+    semantics: str, offset_s: int
+) -> None:
+    # bitget-api.md section 3.2: whether endTime is inclusive, exclusive or floored to the
+    # bar is unverified. The client sends endTime = end rounded up to the bar and keeps the
+    # bars opening before `end`: the same bars under every reading, none lost.
+    t0 = 1_704_067_200_000
+    fake = FakeBitget(now_ms=lambda: t0 + 500 * 60_000, end_semantics=semantics)
+    fake.candles = [
+        [str(t0 + i * 60_000), "1", "2", "0.5", "1.5", "10", "15", "15"] for i in range(400)
+    ]
+    end_ms = t0 + 100 * 60_000 + offset_s * 1_000
+    async with client(fake) as ex:
+        end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        candles = await ex.get_history_candles("BTCUSDT", "1m", end=end, limit=5)
+    sent = int(dict(fake.requests[0].url.params)["endTime"])
+    assert sent % 60_000 == 0 and sent >= end_ms  # aligned, never before `end`
+    newest = 99 if offset_s == 0 else 100  # the last bar opening before `end`
+    stamps = [datetime_to_ms(c.timestamp) for c in candles]
+    assert stamps[-1] == t0 + newest * 60_000
+    assert stamps == [t0 + i * 60_000 for i in range(newest - len(stamps) + 1, newest + 1)]
+    assert len(stamps) >= 4  # at most the one bar an inclusive endTime adds is filtered
 
 
 async def test_limits_out_of_range_raise_config_errors() -> None:

@@ -111,6 +111,7 @@ class SimFill:
     time_ms: int
     profit: Decimal = _ZERO
     trade_side: str = ""
+    order_type: str = ""  # of its order (kept here: finished orders are pruned)
 
 
 @dataclass
@@ -204,7 +205,10 @@ class MatchingEngine:
     client_oid_window_ms : int or None
         A clientOid stays reserved this long after its order's creation (market time);
         ``None`` reserves it forever. Bitget does not document the window (**unverified**;
-        bitget-api.md §6 suggests 2 h).
+        bitget-api.md §6 suggests 2 h). It is also the retention of finished orders: an
+        order that is filled or cancelled is forgotten (with its clientOid) once it has been
+        final for this long, so a long run's memory stays bounded; ``None`` keeps every
+        order. :attr:`accepted` counts every order ever accepted.
     funding_interval_h : int
         Hours between funding settlements.
     on_event : callable, optional
@@ -236,8 +240,10 @@ class MatchingEngine:
         self.account.mix_available = (
             Decimal(str(futures_balance)) if futures_balance is not None else usdt
         )
-        self.orders: dict[str, SimOrder] = {}
+        self.orders: dict[str, SimOrder] = {}  # open + recently finished, by orderId
+        self.accepted = 0  # every order ever accepted
         self._by_oid: dict[tuple[Market, str], str] = {}
+        self._finished: deque[tuple[int, str]] = deque()  # (final at ms, orderId), in order
         self._open: dict[str, SimOrder] = {}
         self.fills: deque[SimFill] = deque(maxlen=1_000_000)
         self._order_ids = itertools.count(1_200_000_000_000_000_001)
@@ -353,6 +359,7 @@ class MatchingEngine:
         )
         self.orders[order.order_id] = order
         self._by_oid[(market, order.client_oid)] = order.order_id
+        self.accepted += 1
         return order
 
     def place_spot(self, body: Mapping[str, Any], *, now_ms: int) -> SimOrder:
@@ -529,6 +536,7 @@ class MatchingEngine:
             scope=scope,
             time_ms=now_ms,
             trade_side=order.trade_side,
+            order_type=order.order_type,
         )
         if order.market == "spot":
             base, quote = self.account.coin(md.base_coin), self.account.coin(md.quote_coin)
@@ -563,6 +571,7 @@ class MatchingEngine:
         if not order.is_open:
             self._release(order, md)
             self._open.pop(order.order_id, None)
+            self._finished.append((now_ms, order.order_id))
         self._emit("fill", {"fill": fill, "order": order})
         self._emit("order", {"order": order})
 
@@ -629,6 +638,7 @@ class MatchingEngine:
         order.u_time = now_ms
         self._release(order, self.markets[order.symbol])
         self._open.pop(order.order_id, None)
+        self._finished.append((now_ms, order.order_id))
         self._emit("order", {"order": order})
 
     def cancel(self, market: Market, body: Mapping[str, Any], *, now_ms: int) -> SimOrder:
@@ -689,6 +699,22 @@ class MatchingEngine:
                 maybe_order.checked_ms = when
         self._funding_checked_ms = now_ms
         self._now_ms = now_ms
+        self._prune(now_ms)
+
+    def _prune(self, now_ms: int) -> None:
+        # Forget orders final for a whole clientOid window: their clientOid is free again
+        # (see _check_oid: reserved for `window` after creation, and creation <= final).
+        window = self.client_oid_window_ms
+        if window is None:
+            return
+        while self._finished and self._finished[0][0] + window <= now_ms:
+            _, order_id = self._finished.popleft()
+            order = self.orders.pop(order_id, None)
+            if order is None:
+                continue
+            key = (order.market, order.client_oid)
+            if self._by_oid.get(key) == order_id:
+                del self._by_oid[key]
 
     def _settle_funding(self, when_ms: int) -> None:
         for symbol, pos in self.account.positions.items():

@@ -663,14 +663,13 @@ def _spot_fills(ctx: RequestContext) -> Any:
     if ctx.get("orderId") is not None:
         fills = [f for f in fills if f.order_id == str(ctx.get("orderId"))]
     page = _page(fills, ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
-    orders = ctx.engine.orders
     return [
         {
             "userId": USER_ID,
             "symbol": f.symbol,
             "orderId": f.order_id,
             "tradeId": f.trade_id,
-            "orderType": orders[f.order_id].order_type,
+            "orderType": f.order_type,
             "side": f.side,
             "priceAvg": dfmt(f.price),
             "size": dfmt(f.size),

@@ -353,7 +353,8 @@ class WsHub:
 
     # -- pushing ---------------------------------------------------------------------------
     def _push(self, sub: _Sub, action: str, data: list[Any]) -> dict[str, Any]:
-        return {"action": action, "arg": sub.arg, "data": data, "ts": self.sim.server_time_ms()}
+        # ts: market time, like requestTime (see BitgetSimulator.request_time_ms).
+        return {"action": action, "arg": sub.arg, "data": data, "ts": self.sim.request_time_ms()}
 
     async def _push_snapshot(self, conn: _Conn, sub: _Sub) -> None:
         now = self.sim.clock.now_ms

@@ -186,6 +186,35 @@ def test_drop_and_timeout_after_accept_leave_the_order_placed(creds: dict) -> No
     assert time.monotonic() - started < 25  # withhold_s=30 did not hold up the shutdown
 
 
+@pytest.mark.parametrize(("status", "code"), [(500, "40015"), (503, "45001"), (502, None)])
+def test_error_after_accept_places_the_order_then_answers_5xx(
+    creds: dict, status: int, code: str | None
+) -> None:
+    async def scenario() -> None:
+        sim = BitgetSimulator(**creds, rate_limits=False)
+        async with sim, httpx.AsyncClient(base_url=sim.base_url, timeout=5) as http:
+            client = Signed(http)
+            sim.faults = FaultSpec(error_after_accept_rate=1.0, error_statuses=(status,))
+            r = await client.request(
+                "POST", "/api/v2/spot/trade/place-order", body=_order("accepted-then-5xx")
+            )
+            assert r.status_code == status
+            if code is None:
+                assert r.text == "502 Bad Gateway"
+            else:
+                assert r.json()["code"] == code and r.json()["data"] is None
+            assert [o.client_oid for o in sim.orders] == ["accepted-then-5xx"]  # it was placed
+            assert sim.stats.faults["error_after_accept"] == 1
+            # Only order endpoints get it: reads answer normally.
+            found = await client.call(
+                "GET", "/api/v2/spot/trade/orderInfo", params={"clientOid": "accepted-then-5xx"}
+            )
+            assert found["code"] == "00000" and found["data"][0]["status"] == "live"
+        assert FaultSpec.parse("error_after_accept_rate=0.2").error_after_accept_rate == 0.2
+
+    run(scenario())
+
+
 def test_websocket_disconnect_fault_and_forced_disconnect(creds: dict) -> None:
     async def scenario() -> None:
         sim = BitgetSimulator(**creds, ws_push_interval_s=0.05)
