@@ -323,11 +323,14 @@ class OrderAck:
 
     ``recovered`` is ``True`` when the adapter learned the order id by querying the exchange
     after an ambiguous failure (timeout, reset, duplicate clientOid) instead of from the reply.
+    ``status`` is the order's status when known: ``CANCELLED`` after a cancel; after a
+    recovery, what the lookup saw (``None`` for a plain place acknowledgement).
     """
 
     order_id: str
     client_oid: str
     recovered: bool = False
+    status: OrderStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from chimera_lab.exchange.base import (
     OrderAck,
     OrderBook,
     OrderRequest,
+    OrderStatus,
     OrderType,
     Position,
     Priority,
@@ -197,6 +198,25 @@ def _is_ambiguous(exc: BaseException) -> bool:
     )
 
 
+def _unknown(client_oid: str, cause: ExchangeError) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"order clientOid={client_oid} may or may not have been placed: an earlier attempt "
+        f"got no clear answer and the last one failed ({type(cause).__name__}: {cause}); "
+        "look it up later by this clientOid",
+        client_oid=client_oid,
+        code=cause.code,
+        status=cause.status,
+    )
+
+
+def _reserve(limit: int, share: float) -> int:
+    # Slots of an overall window only orders may use: `share` of it, at least one (so a read
+    # flood cannot make an order wait for the window to roll over), never all of it.
+    if share <= 0 or limit < 2:
+        return 0
+    return min(limit - 1, max(1, round(limit * share)))
+
+
 def _fmt(value: Decimal) -> str:
     # Plain notation: str(Decimal("1E-7")) would be "1E-7", which Bitget rejects.
     return format(value, "f")
@@ -245,8 +265,12 @@ class BitgetClient:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._wall = wall_clock if wall_clock is not None else time.time
         self._rng = rng if rng is not None else random.Random()
+        reserve = s.rate_limit_trading_reserve
         self.limiter = RateLimiter(
-            [Window(s.rate_limit_per_minute, 60.0), Window(s.rate_limit_per_second, 1.0)],
+            [
+                Window(s.rate_limit_per_minute, 60.0, _reserve(s.rate_limit_per_minute, reserve)),
+                Window(s.rate_limit_per_second, 1.0, _reserve(s.rate_limit_per_second, reserve)),
+            ],
             {
                 ep.path: [Window(max(1, round(ep.limit_per_s * s.endpoint_limit_scale)), 1.0)]
                 for ep in ENDPOINTS.values()
@@ -668,9 +692,13 @@ class BitgetClient:
         Raises
         ------
         OutcomeUnknown
-            The attempts ran out (or the circuit opened) while the order's fate was unknown;
-            look it up by ``exc.client_oid`` later.
-        InvalidOrder, InsufficientFunds, AuthenticationError, DuplicateOrder, RateLimited
+            The order's fate is unknown: the attempts ran out (or the circuit opened) after an
+            ambiguous failure, the exchange refused a resend ("duplicate clientOid", or any
+            refusal but a parameter error) while the lookup did not show the order yet, or
+            the lookup itself failed. Look it up later by ``exc.client_oid``.
+        DuplicateOrder
+            The ``clientOid`` belongs to another order (``exc.client_oid`` names it).
+        InvalidOrder, InsufficientFunds, AuthenticationError, RateLimited
             As answered by the exchange (no order was placed).
         """
         self._check_trading_allowed()
@@ -681,56 +709,84 @@ class BitgetClient:
         circuit = self.circuits[ep.group]
         attempt = 0
         pending: ExchangeError | None = None  # an ambiguous failure not yet reconciled
+        maybe_placed = False  # an earlier attempt may have placed the order
         resynced = False
-        while True:
-            attempt += 1
-            if pending is not None:
-                found = await self._reconcile(request.symbol, oid, product, pending)
-                if found is not None:
-                    log.info("exchange.order_recovered", client_oid=oid, order_id=found.order_id)
-                    return OrderAck(found.order_id, oid, recovered=True)
-                pending = None
-            circuit.before_call()
-            try:
-                data, _ = await self._send(ep, None, body, Priority.TRADING, attempt)
-            except DuplicateOrder:
-                circuit.record_success()
-                found = await self._reconcile(request.symbol, oid, product, None)
-                if found is not None and _same_order(found, request):
-                    log.info("exchange.order_recovered", client_oid=oid, order_id=found.order_id)
-                    return OrderAck(found.order_id, oid, recovered=True)
-                raise
-            except ExchangeError as exc:
-                circuit.record(exc)
-                if (
-                    exc.code == "40008"
-                    and self.settings.auto_time_sync
-                    and not resynced
-                    and attempt < self._retry.max_attempts
-                ):
-                    resynced = True  # refused for its timestamp: nothing was placed
-                    await self.sync_time()
-                    continue
-                ambiguous = _is_ambiguous(exc)
-                if not self._retry.should_retry(exc, attempt):
-                    if ambiguous:
-                        found = await self._reconcile(request.symbol, oid, product, exc)
-                        if found is not None:
-                            return OrderAck(found.order_id, oid, recovered=True)
+        try:
+            while True:
+                attempt += 1
+                if pending is not None:
+                    found = await self._reconcile(request.symbol, oid, product, pending)
+                    if found is not None:
+                        return self._recovered(found, oid)
+                    pending = None
+                try:
+                    circuit.before_call()
+                except CircuitOpenError as exc:
+                    if maybe_placed:
+                        raise _unknown(oid, exc) from exc
                     raise
-                pending = exc if ambiguous else None
-                delay = self._retry.delay_s(attempt, self._rng, exc)
-                log.info(
-                    "exchange.order_retry", client_oid=oid, attempt=attempt,
-                    error=type(exc).__name__, ambiguous=ambiguous, delay_s=round(delay, 3),
+                try:
+                    data, _ = await self._send(ep, None, body, Priority.TRADING, attempt)
+                except DuplicateOrder as dup:
+                    circuit.record_success()
+                    dup.client_oid = oid
+                    found = await self._reconcile(request.symbol, oid, product, dup)
+                    if found is not None and _same_order(found, request):
+                        return self._recovered(found, oid)
+                    if found is None and attempt > 1:
+                        # An earlier attempt of ours used this clientOid: it most likely
+                        # placed the order, and the lookup does not show it yet.
+                        raise _unknown(oid, dup) from dup
+                    raise
+                except ExchangeError as exc:
+                    circuit.record(exc)
+                    if (
+                        exc.code == "40008"
+                        and self.settings.auto_time_sync
+                        and not resynced
+                        and attempt < self._retry.max_attempts
+                    ):
+                        resynced = True  # refused for its timestamp: nothing was placed
+                        await self.sync_time()
+                        continue
+                    ambiguous = _is_ambiguous(exc)
+                    maybe_placed = maybe_placed or ambiguous
+                    if not self._retry.should_retry(exc, attempt):
+                        if maybe_placed:
+                            found = await self._reconcile(request.symbol, oid, product, exc)
+                            if found is not None:
+                                return self._recovered(found, oid)
+                            # A parameter error is about the body, the same on every attempt:
+                            # no attempt placed anything. Anything else leaves it open.
+                            if not isinstance(exc, InvalidOrder):
+                                raise _unknown(oid, exc) from exc
+                        raise
+                    pending = exc if ambiguous else None
+                    delay = self._retry.delay_s(attempt, self._rng, exc)
+                    log.info(
+                        "exchange.order_retry", client_oid=oid, attempt=attempt,
+                        error=type(exc).__name__, ambiguous=ambiguous, delay_s=round(delay, 3),
+                    )  # fmt: skip
+                    await self._clock.sleep(delay)
+                    continue
+                except BaseException:
+                    circuit.record_neutral()
+                    raise
+                circuit.record_success()
+                return parse_ack(data, oid)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (or interrupted) mid-flight
+                log.warning(
+                    "exchange.order_interrupted", client_oid=oid, attempt=attempt,
+                    error=type(exc).__name__,
+                    hint="the order may have been placed; look it up by this clientOid",
                 )  # fmt: skip
-                await self._clock.sleep(delay)
-                continue
-            except BaseException:
-                circuit.record_neutral()
-                raise
-            circuit.record_success()
-            return parse_ack(data, oid)
+            raise
+
+    @staticmethod
+    def _recovered(found: Order, client_oid: str) -> OrderAck:
+        log.info("exchange.order_recovered", client_oid=client_oid, order_id=found.order_id)
+        return OrderAck(found.order_id, client_oid, recovered=True, status=found.status)
 
     async def _reconcile(
         self, symbol: str, client_oid: str, product: Product, cause: ExchangeError | None
@@ -756,9 +812,19 @@ class BitgetClient:
     ) -> OrderAck:
         """Cancel an order by ``order_id`` or ``client_oid`` (retried; idempotent).
 
-        An "order not found / nothing to cancel" answer on a **retry** means an earlier
-        attempt cancelled it, and counts as success; on the first attempt it raises
-        :class:`~chimera_lab.errors.OrderNotFound`.
+        Returns an :class:`~chimera_lab.exchange.base.OrderAck` with ``status`` ``CANCELLED``.
+        An "order not found / nothing to cancel" answer raises
+        :class:`~chimera_lab.errors.OrderNotFound` — unless an earlier attempt of this call
+        was ambiguous (sent, no answer; or a 5xx): then that attempt may have cancelled it,
+        and the order is looked up to report what really happened.
+
+        Raises
+        ------
+        OrderNotFound
+            The exchange knows no such open order; in particular one that is already filled
+            (the message says so when the follow-up lookup saw it).
+        OutcomeUnknown
+            The follow-up lookup failed, or still shows the order open.
         """
         if (order_id is None) == (client_oid is None):
             raise ConfigError("pass exactly one of order_id or client_oid")
@@ -772,17 +838,55 @@ class BitgetClient:
         else:
             body["clientOid"] = client_oid
         ep = endpoint("cancel_order", prod)
+        maybe_cancelled = False  # an earlier attempt may have cancelled it
 
-        async def attempt_fn(attempt: int) -> OrderAck:
+        async def attempt_fn(attempt: int) -> OrderAck | None:
+            nonlocal maybe_cancelled
             try:
                 data, _ = await self._send(ep, None, body, Priority.TRADING, attempt)
             except OrderNotFound:
-                if attempt == 1:
+                if not maybe_cancelled:
                     raise
-                return OrderAck(order_id or "", client_oid or "", recovered=True)
-            return parse_ack(data, client_oid)
+                return None  # gone after an ambiguous attempt: find out how
+            except ExchangeError as exc:
+                maybe_cancelled = maybe_cancelled or _is_ambiguous(exc)
+                raise
+            ack = parse_ack(data, client_oid)
+            return OrderAck(ack.order_id, ack.client_oid, status=OrderStatus.CANCELLED)
 
-        return await self._policies[ep.group].call(attempt_fn)
+        ack = await self._policies[ep.group].call(attempt_fn)
+        if ack is not None:
+            return ack
+        what = f"order {order_id or client_oid!r} of {symbol}"
+        try:
+            order = await self.get_order(
+                symbol, order_id=order_id, client_oid=client_oid, product=prod,
+                priority=Priority.TRADING,
+            )  # fmt: skip
+        except OrderNotFound:
+            raise
+        except ExchangeError as exc:
+            raise OutcomeUnknown(
+                f"{what}: a cancel attempt got no answer and the follow-up lookup failed "
+                f"({type(exc).__name__}: {exc}); check the order later",
+                client_oid=client_oid,
+            ) from exc
+        if order.status is OrderStatus.CANCELLED:
+            log.info(
+                "exchange.cancel_recovered", order_id=order.order_id, client_oid=order.client_oid
+            )
+            return OrderAck(order.order_id, order.client_oid, recovered=True, status=order.status)
+        if order.status.is_final:
+            raise OrderNotFound(
+                f"{what} was not cancelled: it is {order.status.value} "
+                f"(filled {order.filled_size} of {order.size})",
+                code=None,
+            )
+        raise OutcomeUnknown(
+            f"{what}: the exchange answered 'no such order' to a cancel but still shows it "
+            f"{order.status.value}; cancel it again",
+            client_oid=order.client_oid,
+        )
 
     async def get_order(
         self,

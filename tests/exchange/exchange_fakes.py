@@ -10,7 +10,9 @@ duplicate error, and replays scripted faults per path:
 - ``"reset"``: execute, then raise ``httpx.RemoteProtocolError`` (connection dropped);
 - ``"accept_500"``: execute, then answer 502 (a gateway failing after the server acted);
 - ``"connect"``: raise ``httpx.ConnectError`` (nothing reached the server);
-- ``"500"`` / ``"429"`` / ``"busy"``: an error answer without executing.
+- ``"500"`` / ``"429"`` / ``"busy"``: an error answer without executing;
+- ``"lagging"``: an order lookup that does not show the order yet (eventual consistency);
+- ``"hang"``: never answer (until the caller gives up or is cancelled).
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ class FakeBitget:
             return self.error(429, "429", "Too Many Requests")
         if kind == "busy":
             return self.error(200, "40015", "System busy")
+        if kind == "hang":
+            await asyncio.Event().wait()
+        if kind == "lagging":
+            if path.endswith("/detail"):
+                return self.error(400, "40109", "The data of the order cannot be found")
+            return self.ok([])
         response = self.dispatch(request, path, body)
         if kind == "accept_timeout":
             raise httpx.ReadTimeout("timed out after the server acted", request=request)
