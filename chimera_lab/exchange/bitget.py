@@ -383,8 +383,15 @@ class BitgetClient:
             s.passphrase.get_secret_value(),
         )
 
-    def _timestamp_ms(self) -> int:
+    def timestamp_ms(self) -> int:
+        """Return the server's clock as this client estimates it (Unix ms).
+
+        Local wall time plus :attr:`time_offset_ms`: what ``ACCESS-TIMESTAMP`` carries (and
+        :class:`~chimera_lab.exchange.stream.BitgetStream` signs its login with).
+        """
         return int(self._wall() * 1000) + self._offset_ms
+
+    _timestamp_ms = timestamp_ms
 
     async def _send(
         self,

@@ -13,12 +13,18 @@ What it guarantees:
 
 - **Keep-alive**: a text ``ping`` every ``ws_ping_interval_s`` (30 s); no ``pong`` within
   ``ws_pong_timeout_s`` → the connection is dropped and rebuilt (bitget-api.md section 7).
-- **Reconnect**: any drop (reset, close, 24-hour forced disconnect, silent peer) reconnects with
-  jittered exponential backoff, logs in again (private socket) and resubscribes everything.
+- **Reconnect**: any drop (reset, close, 24-hour forced disconnect, silent peer, a failed
+  keep-alive) reconnects with jittered exponential backoff — reset only once a connection
+  has stayed up ``stable_after_s`` — logs in again (private socket, signed with the REST
+  client's measured clock offset; an expired-timestamp refusal resyncs once) and
+  resubscribes everything.
 - **Closed candles exactly once, in order**: a candle is closed once a newer one appears; each
   closed candle is emitted once, oldest first. A gap — after a reconnect, or a push that skips
   bars — is filled from the reconnect snapshot and, where that does not reach, from REST
-  history candles (``rest``), so consumers never miss or repeat a bar.
+  history candles (``rest``), but only once REST covers the whole gap: history may lag the
+  stream, so an incomplete answer is retried on the next push, and after
+  ``backfill_attempts`` tries the hole is reported as a ``gap`` :class:`StreamStatus` and
+  skipped. Consumers never see a bar twice or out of order, and never miss one silently.
 - **Bounded memory**: one bounded event queue (``ws_queue_size``), one bounded inbox, O(1)
   state per subscription. Lossy events (tickers, trades, forming candles, status notices) are
   dropped and counted when the consumer lags; closed candles, orders and fills wait for room.
@@ -32,10 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -48,7 +55,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from chimera_lab.config import BitgetSettings, Settings
 from chimera_lab.errors import AuthenticationError, ChimeraError, ConfigError, ExchangeError
-from chimera_lab.exchange.base import Candle, Exchange, Fill, Order, Product, Ticker, Trade
+from chimera_lab.exchange.base import (
+    Candle,
+    Exchange,
+    Fill,
+    Order,
+    Priority,
+    Product,
+    Ticker,
+    Trade,
+)
 from chimera_lab.exchange.endpoints import ws_candle_channel
 from chimera_lab.exchange.limiter import Clock, RateLimiter, SystemClock, Window
 from chimera_lab.exchange.parsing import (
@@ -83,13 +99,20 @@ class StreamState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
-    """A connection notice: ``connected`` (after (re)subscribing) or ``disconnected``."""
+    """A stream notice.
 
-    kind: Literal["connected", "disconnected"]
+    ``connected`` (after (re)subscribing), ``disconnected``, or ``gap``: closed candles that
+    neither the WebSocket nor REST history delivered after ``attempt`` tries; ``gap`` holds
+    the open times of the first and last missing bar, ``reason`` names symbol, timeframe and
+    count. The stream then moves on (later bars keep coming, in order).
+    """
+
+    kind: Literal["connected", "disconnected", "gap"]
     socket: Literal["public", "private"]
     attempt: int
     reason: str
     timestamp: datetime
+    gap: tuple[datetime, datetime] | None = None
 
 
 StreamEvent = Candle | Ticker | Trade | Order | Fill | StreamStatus
@@ -118,6 +141,7 @@ class _CandleSub:
     since_ms: int | None
     forming: Candle | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    backfill_tries: int = 0  # consecutive backfills that could not close the gap
 
 
 @dataclass
@@ -172,6 +196,14 @@ class BitgetStream:
         For ping intervals and reconnect backoff.
     rng : random.Random, optional
         Jitter source for reconnect backoff.
+    backfill_attempts : int
+        How many times a gap in the closed candles is tried over REST (once per candle push,
+        about every second on Bitget) before it is reported as a ``gap``
+        :class:`StreamStatus` and skipped. REST history can lag the stream by a few seconds.
+    stable_after_s : float
+        A connection that lived this long resets the reconnect backoff; one that drops
+        sooner keeps it growing, so a server that accepts and then drops at once is not
+        hammered.
     """
 
     def __init__(
@@ -182,7 +214,16 @@ class BitgetStream:
         include_forming: bool = False,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        backfill_attempts: int = 10,
+        stable_after_s: float = 30.0,
     ) -> None:
+        if backfill_attempts < 1 or stable_after_s < 0:
+            raise ConfigError(
+                "need backfill_attempts >= 1 and stable_after_s >= 0, got "
+                f"{backfill_attempts}, {stable_after_s}"
+            )
+        self.backfill_attempts = backfill_attempts
+        self.stable_after_s = stable_after_s
         if settings is None:
             settings = Settings()
         self.settings: BitgetSettings = (
@@ -450,8 +491,10 @@ class BitgetStream:
 
     async def _run_socket(self, sock: _Socket) -> None:
         attempt = 0
+        resynced = False
         while self._state is StreamState.OPENED:
             reason = "closed"
+            connected_at: float | None = None
             try:
                 async with connect(
                     sock.url,
@@ -463,6 +506,8 @@ class BitgetStream:
                 ) as ws:
                     if sock.name == "private":
                         await self._login(sock, ws)
+                        resynced = False
+                    connected_at = self._clock.monotonic()
                     sock.ws = ws
                     sock.connected.set()
                     sock.generation += 1
@@ -473,10 +518,10 @@ class BitgetStream:
                         self.stats.reconnects += 1
                     log.info("exchange.ws.connected", socket=sock.name, attempt=attempt)
                     self._offer(StreamStatus("connected", sock.name, attempt, "", _now()))
-                    attempt = 0
                     pinger = asyncio.get_running_loop().create_task(
                         self._keepalive(sock, ws), name=f"bitget-stream-{sock.name}-ping"
                     )
+                    pinger.add_done_callback(functools.partial(self._pinger_done, sock, ws))
                     try:
                         async for message in ws:
                             self.stats.messages += 1
@@ -489,14 +534,24 @@ class BitgetStream:
                         await asyncio.gather(pinger, return_exceptions=True)
                         sock.ws = None
                         sock.connected.clear()
-            except (AuthenticationError, ConfigError):
-                raise  # login refused or a bad URL: reconnecting cannot help
+            except AuthenticationError as exc:
+                # Login refused for its timestamp: measure the server clock once and retry.
+                if exc.code != "30014" or resynced or not await self._resync_clock():
+                    raise
+                resynced = True
+                reason = f"login timestamp expired ({exc.code}); clock resynced"
+            except ConfigError:
+                raise  # a bad URL: reconnecting cannot help
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             except InvalidURI as exc:
                 raise ConfigError(f"bad WebSocket URL {sock.url!r}: {exc}") from exc
             if self._state is not StreamState.OPENED:
                 return
+            if connected_at is not None:
+                uptime = self._clock.monotonic() - connected_at
+                if uptime >= self.stable_after_s:
+                    attempt = 0  # it had been stable: start the backoff afresh
             attempt += 1
             delay = self._backoff(attempt)
             log.warning(
@@ -506,8 +561,32 @@ class BitgetStream:
             self._offer(StreamStatus("disconnected", sock.name, attempt, reason, _now()))
             await self._clock.sleep(delay)
 
+    def _pinger_done(self, sock: _Socket, ws: ClientConnection, task: asyncio.Task[None]) -> None:
+        # The keep-alive must not die silently: without pings Bitget drops the socket after
+        # 2 minutes and a dead peer goes unnoticed. Log it and rebuild the connection.
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, ConnectionClosed):
+            return  # no pong (it aborted the connection itself), or the socket closed
+        log.error("exchange.ws.pinger_failed", socket=sock.name, error=repr(exc))
+        ws.transport.abort()  # the reader sees the drop and reconnects
+
+    def _server_time_s(self) -> int:
+        # Local wall time corrected by the offset the REST client measured (sync_time).
+        timestamp_ms: Callable[[], int] | None = getattr(self._rest, "timestamp_ms", None)
+        now_ms = timestamp_ms() if timestamp_ms is not None else int(time.time() * 1000)
+        return now_ms // 1000
+
+    async def _resync_clock(self) -> bool:
+        sync: Callable[[], Awaitable[object]] | None = getattr(self._rest, "sync_time", None)
+        if sync is None or not self.settings.auto_time_sync:
+            return False
+        await sync()
+        return True
+
     async def _login(self, sock: _Socket, ws: ClientConnection) -> None:
-        args = self._login_args(int(time.time()))
+        args = self._login_args(self._server_time_s())
         await self._send(sock, ws, json.dumps({"op": "login", "args": [args]}))
         while True:
             raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.ws_pong_timeout_s)
@@ -669,7 +748,10 @@ class BitgetStream:
             self._offer(sub.forming)
 
     async def _backfill(self, sub: _CandleSub, before_ms: int) -> bool:
-        # Fetch closed bars in (last_emitted, before_ms) over REST, emit them in order.
+        # Fetch closed bars in (last_emitted, before_ms) over REST and emit them in order —
+        # only when they cover that range completely. REST history may lag the stream: an
+        # incomplete answer returns False and the next push tries again; after
+        # `backfill_attempts` tries the hole is reported as a "gap" and skipped.
         assert sub.last_emitted_ms is not None and self._rest is not None
         missing: dict[int, Candle] = {}
         end_ms = before_ms
@@ -677,7 +759,7 @@ class BitgetStream:
             while end_ms > sub.last_emitted_ms + sub.bar_ms:
                 page = await self._rest.get_history_candles(
                     sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
-                    product=sub.product,
+                    product=sub.product, priority=Priority.MONITORING,
                 )  # fmt: skip
                 fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
                 for c in fresh:
@@ -694,6 +776,29 @@ class BitgetStream:
                 error=f"{type(exc).__name__}: {exc}",
             )  # fmt: skip
             return False
+        wanted = range(sub.last_emitted_ms + sub.bar_ms, before_ms, sub.bar_ms)
+        holes = [ts for ts in wanted if ts not in missing]
+        if holes:
+            sub.backfill_tries += 1
+            if sub.backfill_tries < self.backfill_attempts:
+                log.info(
+                    "exchange.ws.backfill_incomplete", symbol=sub.symbol,
+                    timeframe=sub.timeframe, missing=len(holes), attempt=sub.backfill_tries,
+                )  # fmt: skip
+                return False
+            first, last = ms_to_datetime(holes[0]), ms_to_datetime(holes[-1])
+            reason = (
+                f"{sub.symbol} {sub.timeframe}: {len(holes)} closed bars between {first} and "
+                f"{last} are missing from the stream and from REST history"
+            )
+            log.warning(
+                "exchange.ws.gap", symbol=sub.symbol, timeframe=sub.timeframe,
+                bars=len(holes), first=first.isoformat(), last=last.isoformat(),
+            )  # fmt: skip
+            await self._deliver(
+                StreamStatus("gap", "public", sub.backfill_tries, reason, _now(), gap=(first, last))
+            )
+        sub.backfill_tries = 0
         for ts in sorted(missing):
             if sub.last_emitted_ms < ts < before_ms:
                 self.stats.backfilled += 1
