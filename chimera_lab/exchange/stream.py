@@ -54,13 +54,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from chimera_lab.config import BitgetSettings, Settings
-from chimera_lab.errors import AuthenticationError, ChimeraError, ConfigError, ExchangeError
+from chimera_lab.errors import AuthenticationError, ConfigError, ExchangeError
 from chimera_lab.exchange.base import (
     Candle,
     Exchange,
     Fill,
     Order,
-    Priority,
     Product,
     Ticker,
     Trade,
@@ -70,13 +69,13 @@ from chimera_lab.exchange.limiter import Clock, RateLimiter, SystemClock, Window
 from chimera_lab.exchange.parsing import (
     datetime_to_ms,
     ms_to_datetime,
-    parse_candle_row,
     parse_fill,
     parse_ticker,
     parse_trade,
     parse_ws_order,
 )
 from chimera_lab.exchange.signing import ws_login_sign
+from chimera_lab.exchange.stream_candles import CandleSyncMixin, _CandleSub
 from chimera_lab.logging import get_logger
 from chimera_lab.timeframes import timeframe_to_timedelta
 
@@ -132,19 +131,6 @@ class StreamStats:
 
 
 @dataclass
-class _CandleSub:
-    symbol: str
-    timeframe: str
-    product: Product
-    bar_ms: int
-    last_emitted_ms: int | None  # None until the first snapshot sets the baseline
-    since_ms: int | None
-    forming: Candle | None = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    backfill_tries: int = 0  # consecutive backfills that could not close the gap
-
-
-@dataclass
 class _Socket:
     # One WebSocket (public or private): its subscriptions, task and live connection.
     name: Literal["public", "private"]
@@ -180,7 +166,7 @@ def _key(arg: dict[str, str]) -> tuple[str, str, str]:
     return (arg["instType"], arg["channel"], arg.get("instId") or arg.get("coin") or "")
 
 
-class BitgetStream:
+class BitgetStream(CandleSyncMixin):
     """Bitget WebSocket v2 client: public candles/ticker/trades, private orders/fills.
 
     Parameters
@@ -646,6 +632,21 @@ class BitgetStream:
             self._queue.put_nowait(item)
             return True
 
+    async def _gap_notice(self, sub: _CandleSub, holes: list[int]) -> None:
+        # Closed candles REST could not deliver after backfill_attempts tries: tell the
+        # consumer (not lossy) and the log; the stream then moves on.
+        first, last = ms_to_datetime(holes[0]), ms_to_datetime(holes[-1])
+        reason = (
+            f"{sub.symbol} {sub.timeframe}: {len(holes)} closed bars between {first} and "
+            f"{last} are missing from the stream and from REST history"
+        )
+        log.warning(
+            "exchange.ws.gap", symbol=sub.symbol, timeframe=sub.timeframe,
+            bars=len(holes), first=first.isoformat(), last=last.isoformat(),
+        )  # fmt: skip
+        status = StreamStatus("gap", "public", sub.backfill_tries, reason, _now(), (first, last))
+        await self._deliver(status)
+
     async def _deliver(self, item: StreamEvent) -> None:
         assert self._queue is not None
         await self._queue.put(item)
@@ -713,114 +714,6 @@ class BitgetStream:
             product = self._private_products.get(key, self.product)
             for item in data:
                 await self._deliver(parse_fill(item, product))
-
-    async def _on_candles(self, sub: _CandleSub, data: list[Any]) -> None:
-        rows: dict[int, Candle] = {}
-        for row in data:
-            candle = parse_candle_row(row, sub.symbol, sub.timeframe, quote_index=6)
-            rows[datetime_to_ms(candle.timestamp)] = candle
-        if not rows:
-            return
-        newest = max(rows)
-        closed: dict[int, Candle] = {}
-        if sub.forming is not None:
-            forming_ms = datetime_to_ms(sub.forming.timestamp)
-            if forming_ms < newest:
-                closed[forming_ms] = sub.forming
-        for ts, candle in rows.items():
-            if ts < newest:
-                closed[ts] = candle  # a newer bar exists: this one is final
-        if sub.forming is None or datetime_to_ms(sub.forming.timestamp) <= newest:
-            sub.forming = _with_closed(rows[newest], False)
-        if sub.last_emitted_ms is None:
-            # First snapshot without `since`: start after the newest closed bar seen.
-            sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
-            closed = {}
-        sub.ready.set()
-        for ts in sorted(closed):
-            if ts <= sub.last_emitted_ms:
-                continue
-            if ts > sub.last_emitted_ms + sub.bar_ms and not await self._backfill(sub, ts):
-                return  # REST failed: the next push retries the whole gap
-            if ts > sub.last_emitted_ms:
-                await self._emit(sub, _with_closed(closed[ts], True))
-        if self.include_forming and sub.forming is not None:
-            self._offer(sub.forming)
-
-    async def _backfill(self, sub: _CandleSub, before_ms: int) -> bool:
-        # Fetch closed bars in (last_emitted, before_ms) over REST and emit them in order —
-        # only when they cover that range completely. REST history may lag the stream: an
-        # incomplete answer returns False and the next push tries again; after
-        # `backfill_attempts` tries the hole is reported as a "gap" and skipped.
-        assert sub.last_emitted_ms is not None and self._rest is not None
-        missing: dict[int, Candle] = {}
-        end_ms = before_ms
-        try:
-            while end_ms > sub.last_emitted_ms + sub.bar_ms:
-                page = await self._rest.get_history_candles(
-                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
-                    product=sub.product, priority=Priority.MONITORING,
-                )  # fmt: skip
-                fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
-                for c in fresh:
-                    missing[datetime_to_ms(c.timestamp)] = c
-                if not fresh:
-                    break
-                oldest = min(datetime_to_ms(c.timestamp) for c in fresh)
-                if oldest >= end_ms:
-                    break
-                end_ms = oldest
-        except ChimeraError as exc:
-            log.warning(
-                "exchange.ws.backfill_failed", symbol=sub.symbol, timeframe=sub.timeframe,
-                error=f"{type(exc).__name__}: {exc}",
-            )  # fmt: skip
-            return False
-        wanted = range(sub.last_emitted_ms + sub.bar_ms, before_ms, sub.bar_ms)
-        holes = [ts for ts in wanted if ts not in missing]
-        if holes:
-            sub.backfill_tries += 1
-            if sub.backfill_tries < self.backfill_attempts:
-                log.info(
-                    "exchange.ws.backfill_incomplete", symbol=sub.symbol,
-                    timeframe=sub.timeframe, missing=len(holes), attempt=sub.backfill_tries,
-                )  # fmt: skip
-                return False
-            first, last = ms_to_datetime(holes[0]), ms_to_datetime(holes[-1])
-            reason = (
-                f"{sub.symbol} {sub.timeframe}: {len(holes)} closed bars between {first} and "
-                f"{last} are missing from the stream and from REST history"
-            )
-            log.warning(
-                "exchange.ws.gap", symbol=sub.symbol, timeframe=sub.timeframe,
-                bars=len(holes), first=first.isoformat(), last=last.isoformat(),
-            )  # fmt: skip
-            await self._deliver(
-                StreamStatus("gap", "public", sub.backfill_tries, reason, _now(), gap=(first, last))
-            )
-        sub.backfill_tries = 0
-        for ts in sorted(missing):
-            if sub.last_emitted_ms < ts < before_ms:
-                self.stats.backfilled += 1
-                await self._emit(sub, _with_closed(missing[ts], True))
-        log.info(
-            "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
-        )
-        return True
-
-    async def _emit(self, sub: _CandleSub, candle: Candle) -> None:
-        sub.last_emitted_ms = datetime_to_ms(candle.timestamp)
-        self.stats.candles_emitted += 1
-        await self._deliver(candle)
-
-
-def _with_closed(candle: Candle, closed: bool) -> Candle:
-    if candle.closed is closed:
-        return candle
-    return Candle(
-        candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
-        candle.close, candle.volume, candle.quote_volume, closed,
-    )  # fmt: skip
 
 
 def _demo_host(settings: BitgetSettings, url: str) -> str:

@@ -35,8 +35,7 @@ from chimera_lab.exchange import (
     TimeInForce,
 )
 from chimera_lab.exchange.parsing import datetime_to_ms
-from chimera_lab.exchange.simulator import ENDPOINTS as SIM_ENDPOINTS
-from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
+from chimera_lab.exchange.simulator import SIM_ENDPOINTS, BitgetSimulator, FaultSpec
 from chimera_lab.exchange.stream import BitgetStream, StreamStatus
 from chimera_lab.logging import configure_logging
 

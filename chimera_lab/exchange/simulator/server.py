@@ -39,11 +39,12 @@ from chimera_lab.exchange.simulator.faults import FaultDecision, FaultInjector, 
 from chimera_lab.exchange.simulator.market import MarketData
 from chimera_lab.exchange.simulator.ratelimit import (
     OVERALL_RULE,
-    RateLimiter,
     RateLimitRule,
+    SimRateLimiter,
     SimStats,
 )
-from chimera_lab.exchange.simulator.rest import ENDPOINTS, Endpoint, RequestContext
+from chimera_lab.exchange.simulator.rest import RequestContext
+from chimera_lab.exchange.simulator.routes import SIM_ENDPOINTS, Endpoint
 from chimera_lab.exchange.simulator.ws import WsHub
 from chimera_lab.logging import get_logger
 
@@ -226,8 +227,8 @@ class BitgetSimulator:
         else:
             self.clock = SimClock(clock, start=start_ms, bar_ms=first.tf_ms)
         self.stats = SimStats()
-        rules = [OVERALL_RULE, _WS_CONNECT_RULE, *(e.rule for e in ENDPOINTS.values())]
-        self.limiter = RateLimiter(rules, stats=self.stats)
+        rules = [OVERALL_RULE, _WS_CONNECT_RULE, *(e.rule for e in SIM_ENDPOINTS.values())]
+        self.limiter = SimRateLimiter(rules, stats=self.stats)
         self.limiter.enforce = bool(rate_limits)
         self._faults = FaultInjector(FaultSpec.parse(faults) if isinstance(faults, str) else faults)
         self.hub = WsHub(
@@ -420,7 +421,7 @@ class BitgetSimulator:
         mono = time.monotonic()
         path = request.path
         self.stats.record(mono, path)
-        endpoint = ENDPOINTS.get((request.method, path))
+        endpoint = SIM_ENDPOINTS.get((request.method, path))
         server_ms = self.server_time_ms()  # authentication: wall time, as on Bitget
         if endpoint is None:
             # Unknown path or method: 404 with Bitget's 40404 (status/code unverified).

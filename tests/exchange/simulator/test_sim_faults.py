@@ -13,7 +13,7 @@ from _simkit import Signed
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
-from chimera_lab.exchange.simulator.ratelimit import RateLimiter, RateLimitRule
+from chimera_lab.exchange.simulator.ratelimit import RateLimitRule, SimRateLimiter
 
 
 def run(coro: Any) -> Any:
@@ -90,7 +90,7 @@ def test_rate_limits_off_counts_but_never_refuses(creds: dict) -> None:
 
 
 def test_limiter_ban_after_tripping_an_overall_style_rule() -> None:
-    limiter = RateLimiter([RateLimitRule("cap", limit=3, window_s=10.0, ban_s=100.0)])
+    limiter = SimRateLimiter([RateLimitRule("cap", limit=3, window_s=10.0, ban_s=100.0)])
     assert [limiter.check("cap", "ip", now_s=t) is None for t in (0, 1, 2, 3)] == [
         True,
         True,
