@@ -100,6 +100,12 @@ class BitgetSettings(BaseModel):
     max_keepalive_connections: int = Field(10, ge=0)
     rate_limit_per_minute: int = Field(500, ge=1, description="Overall requests per 60 s.")
     rate_limit_per_second: int = Field(10, ge=1, description="Overall requests per second.")
+    rate_limit_trading_reserve: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="Share of each overall window kept for orders (at least 1 slot; 0 = none).",
+    )
     retry_max_attempts: int = Field(5, ge=1)
     retry_base_delay_s: float = Field(0.2, ge=0)
     retry_max_delay_s: float = Field(10.0, ge=0)

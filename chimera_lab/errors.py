@@ -164,7 +164,28 @@ class OrderNotFound(ExchangeError, LookupError):
 
 
 class DuplicateOrder(ExchangeError):
-    """The clientOid was already used; the order was probably placed before."""
+    """The clientOid was already used; the order was probably placed before.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description.
+    code, status : optional
+        As for :class:`ExchangeError`.
+    client_oid : str, optional
+        The client order id the exchange refused as a duplicate.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        client_oid: str | None = None,
+    ):
+        self.client_oid = client_oid
+        super().__init__(message, code=code, status=status)
 
 
 class InvalidOrder(ExchangeError, ValueError):
