@@ -19,15 +19,24 @@ True
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+import warnings
 from collections.abc import Iterator
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chimera_lab.errors import ChimeraWarning
 
 __all__ = [
     "BacktestSettings",
     "BitgetSettings",
+    "ConfigWarning",
+    "find_project_root",
     "LoggingSettings",
     "PipelineSettings",
     "RegimeLimitsSettings",
@@ -37,6 +46,21 @@ __all__ = [
     "StoreSettings",
     "iter_secret_values",
 ]
+
+
+def _real_credential(value: SecretStr | None) -> SecretStr | None:
+    # Shorter values could not be masked in logs without corrupting ordinary text, and no
+    # exchange issues credentials that short.
+    if value is not None and 0 < len(value.get_secret_value()) < 4:
+        raise ValueError("is shorter than 4 characters; that cannot be a real credential")
+    return value
+
+
+Credential = Annotated[SecretStr | None, AfterValidator(_real_credential)]
+
+
+class ConfigWarning(ChimeraWarning):
+    """A ``CHIMERA_*`` variable names no setting (probably a typo)."""
 
 
 class StoreSettings(BaseModel):
@@ -58,9 +82,9 @@ class StoreSettings(BaseModel):
 class BitgetSettings(BaseModel):
     """Bitget REST/WebSocket API v2 access (see ../shared/bitget-api.md)."""
 
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    passphrase: SecretStr | None = None
+    api_key: Credential = None
+    api_secret: Credential = None
+    passphrase: Credential = None
     base_url: str = "https://api.bitget.com"
     ws_public_url: str = "wss://ws.bitget.com/v2/ws/public"
     ws_private_url: str = "wss://ws.bitget.com/v2/ws/private"
@@ -76,6 +100,12 @@ class BitgetSettings(BaseModel):
     max_keepalive_connections: int = Field(10, ge=0)
     rate_limit_per_minute: int = Field(500, ge=1, description="Overall requests per 60 s.")
     rate_limit_per_second: int = Field(10, ge=1, description="Overall requests per second.")
+    rate_limit_trading_reserve: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="Share of each overall window kept for orders (at least 1 slot; 0 = none).",
+    )
     retry_max_attempts: int = Field(5, ge=1)
     retry_base_delay_s: float = Field(0.2, ge=0)
     retry_max_delay_s: float = Field(10.0, ge=0)
@@ -105,9 +135,9 @@ class SimSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8900, ge=0, le=65535)
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    passphrase: SecretStr | None = None
+    api_key: Credential = None
+    api_secret: Credential = None
+    passphrase: Credential = None
 
 
 class RegimeLimitsSettings(BaseModel):
@@ -199,6 +229,69 @@ class Settings(BaseSettings):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    def __init__(self, **values: Any) -> None:
+        # `.env` and relative paths belong to the project, not to whatever directory a kernel
+        # happens to start in (JupyterLab runs notebooks in notebooks/): inside a chimera-lab
+        # checkout they resolve against its root. Elsewhere they stay relative to the CWD.
+        root = find_project_root()
+        if "_env_file" not in values:
+            values["_env_file"] = root / ".env" if root is not None else ".env"
+        super().__init__(**values)
+        if root is not None:
+            self.store.url = _anchor(self.store.url, root)
+            self.pipeline.runs_dir = _anchor(self.pipeline.runs_dir, root)
+        _warn_unknown_variables(type(self))
+
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+_NOT_SETTINGS = {"CHIMERA_DEBUG", "CHIMERA_SHARED_DATA"}  # read by the CLI / the test suite
+
+
+def find_project_root(start: Path | None = None) -> Path | None:
+    """Return the chimera-lab checkout containing ``start`` (default: the CWD), if any."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and 'name = "chimera-lab"' in pyproject.read_text(errors="ignore"):
+            return directory
+    return None
+
+
+def _anchor(value: str, root: Path) -> str:
+    # A plain relative path becomes absolute under root; URLs, :memory: and absolute paths stay.
+    if not value or value == ":memory:" or _URL_SCHEME.match(value) or Path(value).is_absolute():
+        return value
+    return str(root / value)
+
+
+def _variables(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    # Exact variable names of leaf settings, and prefixes of mapping-valued settings.
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for name, field in model.model_fields.items():
+        var = f"{prefix}{name.upper()}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            sub_names, sub_prefixes = _variables(ann, var + "__")
+            names |= sub_names
+            prefixes |= sub_prefixes
+        else:
+            names.add(var)
+            prefixes.add(var + "__")
+    return names, prefixes
+
+
+def _warn_unknown_variables(settings_cls: type[BaseModel]) -> None:
+    names, prefixes = _variables(settings_cls, "CHIMERA_")
+    for var in sorted(os.environ):
+        if not var.startswith("CHIMERA_") or var in names or var in _NOT_SETTINGS:
+            continue
+        if any(var.startswith(p) for p in prefixes):
+            continue
+        close = difflib.get_close_matches(var, names, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.warn(f"{var} names no chimera_lab setting{hint}", ConfigWarning, stacklevel=3)
 
 
 def iter_secret_values(model: BaseModel) -> Iterator[str]:

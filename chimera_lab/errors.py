@@ -9,6 +9,7 @@ Messages say what was expected, what was received and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "RateLimited",
     "RiskLimitError",
     "StoreError",
+    "TimestampLeakError",
 ]
 
 
@@ -93,13 +95,6 @@ class DataError(ChimeraError, ValueError):
         if self.column is not None:
             where.append(f"column {self.column!r}")
         return f"{', '.join(where)}: {self.message}" if where else self.message
-
-    def with_file(self, file: str | Path, line_offset: int | None = None) -> DataError:
-        """Return a copy located in ``file``; ``line_offset`` maps rows to physical lines."""
-        line = self.line
-        if line is None and line_offset is not None and self.row is not None:
-            line = self.row + line_offset
-        return DataError(self.message, file=file, row=self.row, column=self.column, line=line)
 
 
 class StoreError(ChimeraError, RuntimeError):
@@ -169,7 +164,28 @@ class OrderNotFound(ExchangeError, LookupError):
 
 
 class DuplicateOrder(ExchangeError):
-    """The clientOid was already used; the order was probably placed before."""
+    """The clientOid was already used; the order was probably placed before.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description.
+    code, status : optional
+        As for :class:`ExchangeError`.
+    client_oid : str, optional
+        The client order id the exchange refused as a duplicate.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        client_oid: str | None = None,
+    ):
+        self.client_oid = client_oid
+        super().__init__(message, code=code, status=status)
 
 
 class InvalidOrder(ExchangeError, ValueError):
@@ -210,3 +226,19 @@ class OutcomeUnknown(ExchangeUnavailable):
     ):
         self.client_oid = client_oid
         super().__init__(message, code=code, status=status)
+
+
+class TimestampLeakError(LookAheadError):
+    """A fold or a feature frame holds timestamps past its decision time.
+
+    Parameters
+    ----------
+    message : str
+        What leaked and what to do about it.
+    timestamps : iterable
+        Every offending timestamp (``pandas.Timestamp`` values), earliest first.
+    """
+
+    def __init__(self, message: str, *, timestamps: Iterable[object] = ()) -> None:
+        self.timestamps = tuple(timestamps)
+        super().__init__(message)

@@ -53,17 +53,18 @@ def _first(mask: np.ndarray) -> int | None:
 def find_bar_problem(columns: Mapping[str, np.ndarray]) -> BarProblem | None:
     """Return the earliest (by position) invalid value in float64 OHLCV arrays, or ``None``.
 
-    Checks, per row: missing (NaN) values, non-positive prices, ``low > min(open, close)``,
-    ``high < max(open, close)``, ``low > high`` and negative volume. When one row has several
-    problems the first check in that order is reported. All checks are vectorised.
+    Checks, per row: missing (NaN) or infinite values, non-positive prices,
+    ``low > min(open, close)``, ``high < max(open, close)``, ``low > high`` and negative
+    volume. When one row has several problems the first check in that order is reported. All
+    checks are vectorised.
     """
     o, h, lo, c, v = (columns[k] for k in OHLCV_COLUMNS)
     fix_prices = "fix or drop the row at the source"
     checks: list[tuple[np.ndarray, str, str]] = []
     for name in OHLCV_COLUMNS:
-        checks.append(
-            (np.isnan(columns[name]), name, f"missing value (NaN) in {name!r}; {fix_prices}")
-        )
+        arr = columns[name]
+        checks.append((np.isnan(arr), name, f"missing value (NaN) in {name!r}; {fix_prices}"))
+        checks.append((np.isinf(arr), name, f"infinite value in {name!r}; {fix_prices}"))
     for name in PRICE_COLUMNS:
         arr = columns[name]
         with np.errstate(invalid="ignore"):

@@ -23,6 +23,7 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 import structlog
 
@@ -59,9 +60,14 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {s for s in secrets if s and len(s) >= 4}
-        escaped = {json.dumps(s)[1:-1] for s in values}
+        forms = set(values)
+        for v in values:
+            # The forms a value takes in a rendered line: JSON (ASCII-escaped), repr (the
+            # console renderer), URL-encoded (a query string or a logged URL).
+            forms |= {json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1]}
+            forms |= {repr(v)[1:-1], quote(v, safe=""), quote_plus(v)}
         # Longest first, so a secret containing another is masked whole.
-        self._needles = sorted(values | escaped, key=len, reverse=True)
+        self._needles = sorted(forms, key=len, reverse=True)
 
     def scrub_text(self, text: str) -> str:
         """Replace every known secret value in ``text``."""
@@ -81,6 +87,13 @@ class Redactor:
             return REDACTED
         if isinstance(value, dict):
             return {k: self._mask(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            # (name, value) pairs, e.g. headers as a list of tuples, are masked by name.
+            if len(value) == 2 and isinstance(value[0], str) and _SECRET_KEY.search(value[0]):
+                masked: list[Any] = [value[0], REDACTED if value[1] else value[1]]
+            else:
+                masked = [self._mask(key, v) for v in value]
+            return tuple(masked) if isinstance(value, tuple) else masked
         return value
 
     def line_processor(self, _logger: Any, _method: str, line: Any) -> Any:
@@ -88,15 +101,22 @@ class Redactor:
         return self.scrub_text(line) if isinstance(line, str) else line
 
 
+_KEY_MASKER = Redactor()
+
+
 def get_logger(name: str) -> Any:
     """Return a structured logger for ``name`` (usually ``__name__``).
 
-    The logger does nothing visible until :func:`configure_logging` has been called.
+    The logger does nothing visible until :func:`configure_logging` has been called (or the
+    application configures the standard library's logging). Credential-named fields are masked
+    here already, whatever handler prints the event; secret *values* inside other text are
+    removed by the handler :func:`configure_logging` installs.
     """
     return structlog.wrap_logger(
         _logging.getLogger(name),
         processors=[
             structlog.stdlib.filter_by_level,
+            _KEY_MASKER.event_processor,
             *_PRE_CHAIN,
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

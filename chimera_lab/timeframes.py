@@ -64,8 +64,25 @@ def _canonical(timeframe: str) -> str:
 
 
 def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
-    """Return the bar spacing of ``timeframe``; raise ``ConfigError`` naming close matches."""
-    key = _canonical(timeframe)
+    """Return the bar spacing of ``timeframe``; raise ``ConfigError`` naming close matches.
+
+    Aliases such as ``"60min"``, ``"1 hour"`` or ``"1day"`` are accepted when they equal a
+    supported timeframe. ``"1M"`` is refused: exchanges use it for one month, not one minute.
+    """
+    text = str(timeframe).strip()
+    if re.fullmatch(r"\d+\s*M", text):
+        raise ConfigError(
+            f"timeframe {timeframe!r} is ambiguous: exchanges write 1M for one month; "
+            "write 1m for one minute (monthly bars are not supported)"
+        )
+    key = _canonical(text)
+    if key not in TIMEFRAMES:
+        match = _ALIASES.match(text)
+        if match is not None:  # "60min" -> the supported timeframe of the same length
+            unit = _UNIT[match.group(2).lower()]
+            minutes = int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[unit]
+            delta = pd.Timedelta(minutes=minutes)
+            key = next((k for k, v in TIMEFRAMES.items() if v == delta), key)
     try:
         return TIMEFRAMES[key]
     except KeyError:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from chimera_lab.config import RegimeLimitsSettings, Settings, iter_secret_values
+from chimera_lab.config import find_project_root as real_find_project_root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +71,42 @@ def test_env_example_documents_every_variable() -> None:
         - {v for v in documented if v.startswith("CHIMERA_RISK__REGIME_LIMITS__")}
         == set()
     ), "documented but not a setting"
+
+
+def test_relative_paths_and_dotenv_belong_to_the_project_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A kernel started in notebooks/ must see the same store and .env as the project root.
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    (root / ".env").write_text("CHIMERA_BACKTEST__FEE_BPS=3\n")
+    monkeypatch.setattr("chimera_lab.config.find_project_root", lambda start=None: root)
+    monkeypatch.chdir(root / "notebooks")
+    s = Settings()
+    assert s.backtest.fee_bps == 3
+    assert s.store.url == str(root / "data" / "chimera.duckdb")
+    assert s.pipeline.runs_dir == str(root / "data" / "runs")
+    for kept in ("/abs/x.duckdb", "duckdb:///abs/x.duckdb", ":memory:", "postgresql://h/db"):
+        assert Settings(_env_file=None, store={"url": kept}).store.url == kept
+
+
+def test_find_project_root_recognises_this_checkout() -> None:
+    # The autouse fixture replaces the module attribute; this is the original, imported above.
+    assert real_find_project_root(REPO / "notebooks") == REPO
+    assert real_find_project_root(Path("/")) is None
+
+
+def test_unknown_chimera_variables_warn_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chimera_lab.config import ConfigWarning
+
+    monkeypatch.setenv("CHIMERA_STORE_URL", "x.duckdb")  # missing the second underscore
+    with pytest.warns(ConfigWarning, match="did you mean CHIMERA_STORE__URL"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("CHIMERA_STORE_URL")
+    monkeypatch.setenv("CHIMERA_RISK__REGIME_LIMITS__CRISIS__VAR_LIMIT", "0.01")  # a mapping
+    Settings(_env_file=None)  # no warning (warnings are errors here)
+
+
+def test_credentials_too_short_to_redact_are_refused() -> None:
+    with pytest.raises(ValidationError, match="shorter than 4 characters"):
+        Settings(_env_file=None, bitget={"passphrase": "abc"})

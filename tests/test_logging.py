@@ -102,3 +102,38 @@ def test_configure_twice_keeps_one_handler(restore_root: None) -> None:
     configure_logging(_settings("abcd-1234"), stream=io.StringIO())
     ours = [h for h in logging.getLogger().handlers if h.get_name() == "chimera_lab"]
     assert len(ours) == 1
+
+
+def test_credential_fields_are_masked_even_without_configure_logging(
+    restore_root: None,
+) -> None:
+    # An application that only calls logging.basicConfig() must not print credentials either.
+    stream = io.StringIO()
+    root = logging.getLogger()
+    root.handlers[:] = [logging.StreamHandler(stream)]
+    root.setLevel(logging.INFO)
+    get_logger("chimera_lab.test").info(
+        "req", api_key="AK-supersecret-123", headers=[("ACCESS-PASSPHRASE", "pw-123456")]
+    )
+    out = stream.getvalue()
+    assert "AK-supersecret-123" not in out and "pw-123456" not in out and REDACTED in out
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_quoted_and_url_encoded_secrets_are_redacted(restore_root: None, fmt: str) -> None:
+    from urllib.parse import quote
+
+    secret = "se\"c\\ret'x+/="
+    stream = io.StringIO()
+    settings = Settings(
+        _env_file=None,
+        bitget={"api_secret": secret},
+        logging={"level": "INFO", "format": fmt},
+    )
+    configure_logging(settings, stream=stream)
+    log = get_logger("chimera_lab.test")
+    log.info("blob", blob=secret)
+    log.info("url", url=f"https://x/?q={quote(secret, safe='')}")
+    out = stream.getvalue()
+    for form in (secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")):
+        assert form not in out

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from chimera_lab.errors import ChimeraError
 
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc.format_message()}", file=sys.stderr)
         return 2
-    except (ChimeraError, OSError, ValidationError) as exc:
+    except (ChimeraError, OSError, ValidationError, SettingsError) as exc:
         if debug:
             traceback.print_exc()
         print(f"error: {_user_error(exc)}", file=sys.stderr)

@@ -9,6 +9,7 @@ stderr and exits with status 2.
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 from chimera_lab.cli import LazyGroup
 from chimera_lab.cli._common import emit_json, get_settings, json_option, parse_time, store_option
 from chimera_lab.cli._common import to_jsonable as _jsonable
-from chimera_lab.errors import ConfigError
+from chimera_lab.errors import ConfigError, StoreError
 
 __all__ = ["data", "delete", "export", "import_bars", "info", "quality"]
 
@@ -39,11 +40,41 @@ def data() -> None:
     """Import, inspect, export and fetch bars."""
 
 
-def _open_store(store_url: str | None) -> Any:
+def _open_store(store_url: str | None, *, create: bool = False) -> Any:
+    # The store named by --store (or the settings). Only ``import`` may create it: for the
+    # other commands a missing file is a mistyped path, not an empty store.
     from chimera_lab.data import Store
 
     settings = get_settings()
-    return Store(store_url or settings.store.url, settings=settings)
+    store = Store(store_url or settings.store.url, settings=settings)
+    path = getattr(store, "path", None)
+    if isinstance(path, Path):
+        if path.is_dir():
+            raise StoreError(
+                f"store {store.url} is a directory, not a DuckDB file; name a file such as "
+                f"{path / 'chimera.duckdb'}"
+            )
+        if not create and not path.exists():
+            raise StoreError(
+                f"no store at {store.url} (no such file); check --store, or create it with "
+                f"`chimera data import FILE --symbol SYMBOL --timeframe 1m --store {store.url}`"
+            )
+    return store
+
+
+def _window(start: str | None, end: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    # --start/--end as UTC Timestamps; refuse a window that ends before it starts.
+    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise ConfigError(f"--start {_iso(t0)} is after --end {_iso(t1)}; swap them")
+    return t0, t1
+
+
+def _timeframe(timeframe: str) -> str:
+    # The canonical name ("1day" -> "1d"), as the store keeps and `info` shows it.
+    from chimera_lab.data.store import canonical_timeframe
+
+    return canonical_timeframe(timeframe)[0]
 
 
 def _iso(value: pd.Timestamp | None) -> str | None:
@@ -77,6 +108,8 @@ def import_bars(
     from chimera_lab.data import find_gaps, load_ohlcv
     from chimera_lab.timeframes import infer_timeframe
 
+    if timeframe is not None:
+        timeframe = _timeframe(timeframe)  # before reading a big file
     df = load_ohlcv(file, symbol=symbol)
     index = pd.DatetimeIndex(df.index)
     if timeframe is None:
@@ -85,7 +118,8 @@ def import_bars(
             raise ConfigError(
                 f"cannot infer the timeframe of {file} from its bar spacing; pass --timeframe"
             )
-    store = _open_store(store_url)
+        timeframe = _timeframe(timeframe)
+    store = _open_store(store_url, create=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rows_new = store.write_bars(symbol, timeframe, df)
@@ -178,10 +212,12 @@ def _export_format(path: Path) -> str:
 
 
 def _write_frame(df: pd.DataFrame, path: Path, fmt: str) -> None:
-    # Write next to the target and rename, so a failed export never leaves half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Write next to the target and rename, so a failed export never leaves half a file. The
+    # temporary name is short (any name valid for the target must work) and an error names
+    # the requested path, not the temporary file.
+    tmp = path.with_name(f".chimera-export-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "parquet":
             df.to_parquet(tmp)
         elif fmt == "feather":
@@ -189,8 +225,16 @@ def _write_frame(df: pd.DataFrame, path: Path, fmt: str) -> None:
         else:
             df.to_csv(tmp, compression="gzip" if fmt == "csv.gz" else None)
         tmp.replace(path)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot write --out {path}: {reason}; choose a writable location"
+        ) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was created there
 
 
 @data.command("export")
@@ -221,7 +265,8 @@ def export(
     The files read back unchanged with `chimera data import` and load_ohlcv.
     """
     fmt = _export_format(out)
-    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
+    timeframe = _timeframe(timeframe)
+    t0, t1 = _window(start, end)
     store = _open_store(store_url)
     df = store.read_bars(symbol, timeframe, start=t0, end=t1)
     if df.empty:
@@ -271,7 +316,9 @@ def quality(
     """
     from chimera_lab.data import load_ohlcv, quality_report
 
-    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
+    t0, t1 = _window(start, end)
+    if timeframe is not None:
+        timeframe = _timeframe(timeframe)
     if file is not None:
         df = load_ohlcv(file, symbol=symbol)
         if t0 is not None or t1 is not None:
@@ -300,6 +347,7 @@ def quality(
 @json_option
 def delete(symbol: str, timeframe: str, yes: bool, store_url: str | None, as_json: bool) -> None:
     """Delete one stored series with its rollups and gap records."""
+    timeframe = _timeframe(timeframe)
     store = _open_store(store_url)
     if not yes:
         click.confirm(f"delete every {symbol} {timeframe} bar from {store.url}?", abort=True)

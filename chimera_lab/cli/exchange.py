@@ -64,7 +64,9 @@ def fetch(
 ) -> None:
     """Fetch history candles from Bitget (or the simulator) into the store.
 
-    Resumable: a rerun continues after the newest stored bar. Idempotent: bars are upserted.
+    Only the bars of the range the store lacks are fetched, so a rerun resumes where it
+    stopped and a complete range costs nothing. Idempotent: bars are upserted. Bars the
+    exchange does not have are reported (gaps inside its history; pending bars at the end).
     """
     from chimera_lab.data import Store
     from chimera_lab.exchange.base import Product
@@ -114,6 +116,10 @@ def fetch(
                 "bars_new": result.bars_new,
                 "requests": result.requests,
                 "up_to_date": result.up_to_date,
+                "bars_stored": result.bars_stored,
+                "gaps": [list(gap) for gap in result.gaps],
+                "bars_missing": result.bars_missing,
+                "bars_pending": result.bars_pending,
                 "elapsed_s": round(result.elapsed_s, 3),
             }
         )

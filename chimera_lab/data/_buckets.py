@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["aggregate_buckets", "bucket_floor", "gap_runs"]
+__all__ = ["aggregate_buckets", "bucket_floor", "gap_runs", "shared_buckets", "sort_by_ts"]
 
 I64_MIN = np.iinfo(np.int64).min
 I64_MAX = np.iinfo(np.int64).max
@@ -33,6 +33,30 @@ def bucket_floor(ts: np.ndarray | int, step: int) -> np.ndarray | int:
     Floors towards minus infinity (also before 1970), like pandas ``origin="epoch"``.
     """
     return (ts // step) * step
+
+
+def sort_by_ts(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return ``arrays`` (parallel columns, one named ``ts``) ordered by ``ts``.
+
+    Already sorted input (the usual case: one O(n) check) is returned as it is; otherwise every
+    column is reordered by a stable sort of ``ts``.
+    """
+    ts = arrays["ts"]
+    if ts.shape[0] < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        return arrays
+    order = np.argsort(ts, kind="stable")
+    return {name: values[order] for name, values in arrays.items()}
+
+
+def shared_buckets(ts: np.ndarray, step: int) -> np.ndarray:
+    """Return the positions ``i`` where bars ``i`` and ``i + 1`` fall in one bucket of ``step``.
+
+    ``ts`` must be sorted; an empty result means at most one bar per epoch-aligned bucket.
+    """
+    if ts.shape[0] < 2:
+        return np.empty(0, dtype=np.intp)
+    buckets = ts // step
+    return np.flatnonzero(buckets[1:] == buckets[:-1])
 
 
 def _segments(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

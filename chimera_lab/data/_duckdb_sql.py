@@ -1,18 +1,16 @@
-"""SQL and array helpers of the DuckDB store (schema, merge, resample queries, fetches).
+"""SQL of the DuckDB store: schema, bar and resample queries, fetching results as arrays.
 
 Private to :mod:`chimera_lab.data.duckdb_store`; see its docstring for the design.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from chimera_lab.data._buckets import I64_MAX, I64_MIN, aggregate_buckets
-from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
+from chimera_lab.data._buckets import I64_MAX, I64_MIN
+from chimera_lab.errors import ConfigError
 from chimera_lab.frames import OHLCV_COLUMNS
 from chimera_lab.timeframes import TIMEFRAMES
 
@@ -24,18 +22,20 @@ __all__ = [
     "ROLLUP_TABLE",
     "SCHEMA",
     "SCHEMA_VERSION",
-    "aggregate_plan",
     "bars_query",
-    "check_spacing",
     "columns",
     "first_row",
-    "merge",
     "resample_query",
     "rollup_table",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the table layout written by this release (stored in ``chimera_meta``)."""
+SCHEMA_VERSION = 2
+"""Version of the store layout written by this release (stored in ``chimera_meta``).
+
+1: the first layout. 2: the same tables, with at most one bar per bucket of a series'
+timeframe (version 1 upserted on exact open times; a version-1 store is upgraded at its first
+``write_bars``, see :func:`chimera_lab.data._duckdb_write.migrate_one_bar_per_bucket`).
+"""
 
 DB = "chimera_store"  # alias of the attached store file inside the private instance
 COLUMNS = ("ts", *OHLCV_COLUMNS)
@@ -81,58 +81,6 @@ def rollup_table(timeframe: str) -> str:
     return f"rollup_{timeframe}"
 
 
-def merge(
-    old: dict[str, np.ndarray], new: dict[str, np.ndarray]
-) -> tuple[dict[str, np.ndarray], int, bool]:
-    # Upsert ``new`` into ``old`` (both sorted by unique ts): new values win.
-    # Returns (merged, keys added, whether anything changed).
-    n_old, n_new = old["ts"].shape[0], new["ts"].shape[0]
-    if n_old == 0:
-        return new, n_new, True
-    pos = np.minimum(np.searchsorted(new["ts"], old["ts"]), n_new - 1)
-    dup = new["ts"][pos] == old["ts"]
-    added = n_new - int(np.count_nonzero(dup))
-    if added == 0:
-        matched = pos[dup]
-        if all(np.array_equal(old[c][dup], new[c][matched]) for c in OHLCV_COLUMNS):
-            return old, 0, False
-    keep = ~dup
-    merged = {c: np.concatenate([old[c][keep], new[c]]) for c in COLUMNS}
-    ts = merged["ts"]
-    if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-        order = np.argsort(ts, kind="stable")
-        merged = {c: v[order] for c, v in merged.items()}
-    return merged, added, True
-
-
-def check_spacing(ts: np.ndarray, step: int, symbol: str, timeframe: str) -> None:
-    # Refuse bars finer than the declared timeframe (they would share buckets); warn when the
-    # bars look like a coarser timeframe. Off-grid bars and gaps are fine.
-    if ts.shape[0] < 3:
-        return
-    diffs = np.diff(ts)
-    if np.count_nonzero(diffs == step) * 2 >= diffs.shape[0]:
-        return
-    median = int(np.median(diffs))
-    spacing = pd.Timedelta(median, unit="ns")
-    named = [name for name, delta in TIMEFRAMES.items() if delta == spacing]
-    if median < step:
-        hint = f" (they look like {named[0]} bars)" if named else ""
-        raise DataError(
-            f"bars for {symbol} are finer than the timeframe {timeframe}: their median spacing "
-            f"is {spacing}{hint}; pass the timeframe the bars really have",
-            column="timestamp",
-        )
-    regular = np.count_nonzero(diffs == median) >= 0.9 * diffs.shape[0]
-    if named and median >= 2 * step and regular and diffs.shape[0] >= 10:
-        warnings.warn(
-            f"bars written as {symbol} {timeframe} have a median spacing of {spacing}: are they "
-            f"{named[0]} bars? They are stored as {timeframe}, and gaps are counted on that grid",
-            DataQualityWarning,
-            stacklevel=3,
-        )
-
-
 def resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup: str | None) -> str:
     # SQL resampling series ``sid`` into buckets of ``step`` ns over [lo, hi]. Without a
     # rollup: one GROUP BY over raw bars. With one: the buckets wholly inside the window come
@@ -171,34 +119,6 @@ def resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup: 
     if edges:  # one scan for both edges (DuckDB prunes row groups on the OR of ranges)
         parts.append(raw(*edges))
     return " UNION ALL ".join(parts)  # unordered: ohlcv_frame sorts
-
-
-def aggregate_plan(
-    bars: dict[str, np.ndarray], plan: list[tuple[str, int, int]]
-) -> list[dict[str, np.ndarray]]:
-    # Rollup rows for each (timeframe, first bucket, last bucket) of ``plan``, from ``bars``,
-    # which holds every bar of those buckets (sorted).
-    out = []
-    ts = bars["ts"]
-    for name, b0, b1 in plan:
-        rstep = int(TIMEFRAMES[name].value)
-        if b0 == I64_MIN:
-            i0, i1 = 0, ts.shape[0]
-        else:
-            i0 = int(np.searchsorted(ts, b0, side="left"))
-            i1 = int(np.searchsorted(ts, b1 + rstep, side="left"))
-        out.append(
-            aggregate_buckets(
-                ts[i0:i1],
-                bars["open"][i0:i1],
-                bars["high"][i0:i1],
-                bars["low"][i0:i1],
-                bars["close"][i0:i1],
-                bars["volume"][i0:i1],
-                rstep,
-            )
-        )
-    return out
 
 
 def first_row(con: Any, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:

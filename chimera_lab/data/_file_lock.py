@@ -17,7 +17,33 @@ from chimera_lab.errors import StoreError
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["WriterGate", "lock_holder"]
+__all__ = ["WriterGate", "held_gates", "lock_holder"]
+
+# Gate fds held by writers of this process. A process-wide registry on purpose: like the fds
+# themselves, it belongs to the process, not to a Store object. A child forked while a writer
+# holds the gate inherits the fd, and with it the flock (flock locks belong to the open file
+# description, which parent and child share), so the gate would stay locked until the child
+# exits, even after the parent released it. The child closes its copies right after the fork.
+_HELD: set[int] = set()
+
+
+def held_gates() -> frozenset[int]:
+    """Return the gate fds that writers of this process hold (for tests and diagnostics)."""
+    return frozenset(_HELD)
+
+
+def _close_inherited_gates() -> None:
+    # Runs in the child after os.fork(): the writer that holds these fds is the parent's.
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:  # pragma: no cover - already closed
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; a registration, no work, at import
+    os.register_at_fork(after_in_child=_close_inherited_gates)
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
@@ -89,6 +115,7 @@ class WriterGate:
             os.pwrite(fd, f"PID {os.getpid()}\n".encode(), 0)
         except OSError:
             pass  # opened read-only: the gate still works, only the owner's name is missing
+        _HELD.add(fd)
         return fd
 
     @staticmethod
@@ -104,4 +131,5 @@ class WriterGate:
     def leave(fd: int | None) -> None:
         """Release a gate returned by :meth:`enter` (``None`` is a no-op)."""
         if fd is not None:
+            _HELD.discard(fd)
             os.close(fd)  # releases the flock

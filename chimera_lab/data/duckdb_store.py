@@ -35,6 +35,17 @@ lost.
 :meth:`DuckDBStore.session` holds one open (read-only or read-write) across several calls of
 one thread, which saves the attach and takes the lock for the whole block.
 
+One bar per bucket
+------------------
+A series holds at most one bar per epoch-aligned bucket of its timeframe: ``write_bars``
+replaces whatever bar occupies a bucket that a new bar falls in (new values win, whether or not
+the open times are equal) and refuses a write that carries two bars for one bucket. So an
+off-grid source (Binance's ``hh:28:14`` hourly bars of February 2018) and an on-grid one never
+leave two bars for one hour, and every count (rows, gaps, rollup bars) is a count of buckets.
+The write path lives in :mod:`chimera_lab.data._duckdb_write`; a store written before this rule
+(schema version 1) is upgraded at its first ``write_bars`` (the earliest bar of each bucket is
+kept, that series' rollups and gaps rebuilt).
+
 Rollups (continuous aggregates)
 -------------------------------
 For every stored series, ``write_bars`` keeps one ``rollup_<tf>`` table per timeframe in
@@ -65,7 +76,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -73,21 +83,23 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from chimera_lab.data._buckets import I64_MAX, I64_MIN, bucket_floor, gap_runs
+from chimera_lab.data._buckets import I64_MAX, I64_MIN
 from chimera_lab.data._duckdb_sql import (
-    COLUMNS,
     DB,
-    ROLLUP_TABLE,
     SCHEMA,
     SCHEMA_VERSION,
-    aggregate_plan,
     bars_query,
-    check_spacing,
     columns,
     first_row,
-    merge,
     resample_query,
     rollup_table,
+)
+from chimera_lab.data._duckdb_write import (
+    check_buckets,
+    check_spacing,
+    migrate_one_bar_per_bucket,
+    rollup_targets,
+    upsert,
 )
 from chimera_lab.data._file_lock import WriterGate, lock_holder
 from chimera_lab.data.store import (
@@ -212,12 +224,23 @@ class DuckDBStore(Store):
             if self._con_pid is not None and self._con_pid != pid:
                 self._session_depth = 0  # a session of the parent process is not ours
                 self._session_attached = False
-                self._gate_fd = None
+                self._gate_fd = None  # closed in this child at fork (see _file_lock)
             self._con, self._con_pid = con, pid
         return self._con
 
     def _exists(self) -> bool:
-        return self.path is None or self.path.is_file()
+        # Whether there is a store to read (a missing file reads as an empty store).
+        if self.path is None:
+            return True
+        self._refuse_directory(self.path)
+        return self.path.is_file()
+
+    def _refuse_directory(self, path: Path) -> None:
+        if path.is_dir():
+            raise StoreError(
+                f"store {self.url} is a directory, not a DuckDB file; name a file such as "
+                f"{path / 'chimera.duckdb'}"
+            )
 
     @contextmanager
     def _open(self, *, write: bool) -> Iterator[Any]:
@@ -241,6 +264,7 @@ class DuckDBStore(Store):
         import duckdb
 
         assert self.path is not None
+        self._refuse_directory(self.path)
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         quoted = str(self.path).replace("'", "''")
@@ -286,6 +310,11 @@ class DuckDBStore(Store):
                 self._gate_enter(write=False, deadline=deadline)
 
     def _detach(self, con: Any) -> None:
+        if self._con_pid != os.getpid():
+            # A child forked while the parent had the store open: the attachment and the gate
+            # are the parent's (the gate fd was closed in the child at fork, see _file_lock).
+            self._gate_fd = None
+            return
         try:
             con.execute(f"DETACH {DB}")
         finally:
@@ -356,7 +385,26 @@ class DuckDBStore(Store):
         return version
 
     def _ensure_schema(self, con: Any) -> None:
-        if self._schema_version(con) is None:
+        # Create the tables in a new store; upgrade an older layout (write calls only).
+        version = self._schema_version(con)
+        if version is not None and version < 2:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                fixed = migrate_one_bar_per_bucket(con, self.rollup_timeframes)
+                con.execute(SCHEMA)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            log.info(
+                "store.upgrade",
+                store=self.url,
+                from_version=version,
+                to_version=SCHEMA_VERSION,
+                series_fixed=[f"{sym} {tf}" for sym, tf, _ in fixed],
+                bars_dropped=sum(n for _, _, n in fixed),
+            )
+        elif version is None:
             con.execute(SCHEMA)
 
     def _all_series(self, con: Any) -> list[tuple[str, str]]:
@@ -383,19 +431,10 @@ class DuckDBStore(Store):
             raise unknown_series_error(self.url, symbol, timeframe, self._all_series(con))
         return int(row[0]), int(row[1]), {r for r in str(row[2]).split(",") if r}
 
-    def _rollup_targets(self, step: int) -> list[tuple[str, int]]:
-        # Rollups kept for a series of bar spacing ``step``: coarser whole multiples only.
-        out = []
-        for name in self.rollup_timeframes:
-            rstep = int(TIMEFRAMES[name].value)
-            if rstep > step and rstep % step == 0:
-                out.append((name, rstep))
-        return out
-
     # --- writing ------------------------------------------------------------------------------
 
     def write_bars(self, symbol: str, timeframe: str, df: pd.DataFrame) -> int:
-        """Upsert bars: new keys are added, existing keys take the new values.
+        """Upsert bars, at most one per bucket of ``timeframe`` (new values win).
 
         See :meth:`Store.write_bars`. The write is one transaction: on any error nothing is
         written. Rollups and gap records of the touched buckets are refreshed in it.
@@ -410,13 +449,14 @@ class DuckDBStore(Store):
             new[col] = frame[col].to_numpy(dtype=np.float64)
         new["volume"] = new["volume"] + 0.0  # -0.0 -> 0.0, so sums start like SQL's
         check_spacing(new["ts"], step, symbol, tf)
-        targets = self._rollup_targets(step)
+        check_buckets(new["ts"], step, symbol, tf)
+        targets = rollup_targets(self.rollup_timeframes, step)
         started = time.perf_counter()
         with self._open(write=True) as con:
             self._ensure_schema(con)
             con.execute("BEGIN TRANSACTION")
             try:
-                added = self._upsert(con, symbol, tf, step, new, targets)
+                added = upsert(con, symbol, tf, step, new, targets)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -431,182 +471,6 @@ class DuckDBStore(Store):
             elapsed_ms=round((time.perf_counter() - started) * 1e3, 1),
         )
         return added
-
-    def _upsert(
-        self,
-        con: Any,
-        symbol: str,
-        tf: str,
-        step: int,
-        new: dict[str, np.ndarray],
-        targets: list[tuple[str, int]],
-    ) -> int:
-        row = first_row(
-            con,
-            f"SELECT id, first_ts, last_ts, rollups FROM {DB}.series "
-            "WHERE symbol = $1 AND timeframe = $2",
-            [symbol, tf],
-        )
-        if row is None:
-            sid = int(
-                con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {DB}.series").fetchall()[0][0]
-            )
-            con.execute(
-                f"INSERT INTO {DB}.series VALUES ($1, $2, $3, $4, 0, NULL, NULL, '')",
-                [sid, symbol, tf, step],
-            )
-            first_ts: int | None = None
-            last_ts: int | None = None
-            registered: set[str] = set()
-        else:
-            sid, first_ts, last_ts = int(row[0]), row[1], row[2]
-            registered = {r for r in str(row[3]).split(",") if r}
-        wanted = {name for name, _ in targets}
-        missing = wanted - registered
-        ts0, ts1 = int(new["ts"][0]), int(new["ts"][-1])
-        # The span rewritten: every bucket (of every rollup) that the new bars touch, whole.
-        # A rollup not built yet needs the whole series.
-        lo, hi = ts0, ts1
-        if missing and first_ts is not None:
-            lo, hi = I64_MIN, I64_MAX
-        else:
-            for _, rstep in targets:
-                lo = min(lo, int(bucket_floor(ts0, rstep)))
-                hi = max(hi, int(bucket_floor(ts1, rstep)) + rstep - 1)
-        old = self._fetch(con, sid, lo, hi, step) if first_ts is not None else None
-        merged, added, changed = merge(old, new) if old is not None else (new, len(new["ts"]), True)
-        full = lo == I64_MIN
-        fresh = first_ts is None  # a new series: no rollup rows to replace
-        plan: list[tuple[str, int, int]] = []  # rollup buckets b0..b1 to recompute
-        for name, rstep in targets:
-            if name in missing or (changed and full):
-                plan.append((name, I64_MIN, I64_MAX))
-            elif changed:
-                plan.append((name, int(bucket_floor(ts0, rstep)), int(bucket_floor(ts1, rstep))))
-        # Big writes aggregate the rollups (numpy) in a helper thread while DuckDB inserts
-        # the bars; both release the GIL. The thread lives only for this call.
-        pool = ThreadPoolExecutor(max_workers=1) if merged["ts"].shape[0] > 100_000 else None
-        try:
-            pending = pool.submit(aggregate_plan, merged, plan) if pool is not None else None
-            if changed:
-                self._write_bars_span(con, sid, step, lo, hi, old, merged, first_ts, last_ts)
-                new_first = ts0 if first_ts is None else min(int(first_ts), ts0)
-                new_last = ts1 if last_ts is None else max(int(last_ts), ts1)
-                con.execute(
-                    f"UPDATE {DB}.series SET bar_count = bar_count + $2, first_ts = $3, "
-                    "last_ts = $4 WHERE id = $1",
-                    [sid, added, new_first, new_last],
-                )
-            aggregates = pending.result() if pending is not None else aggregate_plan(merged, plan)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-        for (name, b0, b1), agg in zip(plan, aggregates, strict=True):
-            table = rollup_table(name)
-            con.execute(ROLLUP_TABLE.format(db=DB, table=table))
-            if not fresh:
-                con.execute(
-                    f"DELETE FROM {DB}.{table} WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-                    [sid, b0, b1],
-                )
-            self._insert(con, table, sid, agg, ["ts", *OHLCV_COLUMNS, "bars"])
-        for name in sorted(registered - wanted):
-            con.execute(f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid])
-        if registered != wanted:
-            kept = ",".join(name for name in self.rollup_timeframes if name in wanted)
-            con.execute(f"UPDATE {DB}.series SET rollups = $2 WHERE id = $1", [sid, kept])
-        return added
-
-    def _write_bars_span(
-        self,
-        con: Any,
-        sid: int,
-        step: int,
-        lo: int,
-        hi: int,
-        old: dict[str, np.ndarray] | None,
-        merged: dict[str, np.ndarray],
-        first_ts: int | None,
-        last_ts: int | None,
-    ) -> None:
-        # Replace the stored bars of [lo, hi] by ``merged`` and refresh the gap records.
-        if old is not None and old["ts"].shape[0]:
-            con.execute(
-                f"DELETE FROM {DB}.bars WHERE series_id = $1 AND ts BETWEEN $2 AND $3",
-                [sid, lo, hi],
-            )
-        self._insert(con, "bars", sid, merged, list(COLUMNS))
-        self._refresh_gaps(con, sid, step, lo, hi, merged["ts"], first_ts, last_ts)
-
-    def _fetch(self, con: Any, sid: int, lo: int, hi: int, step: int) -> dict[str, np.ndarray]:
-        # Stored bars of a series in [lo, hi], sorted by ts.
-        out = columns(con, bars_query(sid, lo, hi), large=(hi - lo) // step > 50_000)
-        ts = out["ts"]
-        if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-            order = np.argsort(ts, kind="stable")
-            out = {c: v[order] for c, v in out.items()}
-        return out
-
-    def _insert(
-        self, con: Any, table: str, sid: int, arrays: dict[str, np.ndarray], columns: list[str]
-    ) -> None:
-        import pyarrow as pa
-
-        if arrays[columns[0]].shape[0] == 0:
-            return
-        data = pa.table({c: arrays[c] for c in columns})
-        con.register("chimera_incoming", data)
-        try:
-            con.execute(
-                f"INSERT INTO {DB}.{table} SELECT $1::INTEGER, {', '.join(columns)} "
-                "FROM chimera_incoming",
-                [sid],
-            )
-        finally:
-            con.unregister("chimera_incoming")
-
-    def _refresh_gaps(
-        self,
-        con: Any,
-        sid: int,
-        step: int,
-        lo: int,
-        hi: int,
-        ts: np.ndarray,
-        first_ts: int | None,
-        last_ts: int | None,
-    ) -> None:
-        # Recompute gap records whose bars lie in [bar before lo, bar after hi].
-        before = after = None
-        if first_ts is not None and lo > first_ts:
-            before = con.execute(
-                f"SELECT max(ts) FROM {DB}.bars WHERE series_id = $1 AND ts < $2", [sid, lo]
-            ).fetchall()[0][0]
-        if last_ts is not None and hi < last_ts:
-            after = con.execute(
-                f"SELECT min(ts) FROM {DB}.bars WHERE series_id = $1 AND ts > $2", [sid, hi]
-            ).fetchall()[0][0]
-        chain = ts
-        if before is not None or after is not None:
-            head = [int(before)] if before is not None else []
-            tail = [int(after)] if after is not None else []
-            chain = np.concatenate([np.array(head, dtype=np.int64), ts, np.array(tail, np.int64)])
-        con.execute(
-            f"DELETE FROM {DB}.gaps WHERE series_id = $1 AND prev_ts >= $2 AND prev_ts < $3",
-            [
-                sid,
-                int(before) if before is not None else I64_MIN,
-                int(after) if after is not None else I64_MAX,
-            ],
-        )
-        prev, nxt, missing = gap_runs(chain, step)
-        self._insert(
-            con,
-            "gaps",
-            sid,
-            {"prev_ts": prev, "next_ts": nxt, "missing_bars": missing},
-            ["prev_ts", "next_ts", "missing_bars"],
-        )
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -72,6 +72,8 @@ _TIME_NAMES = (
     "start_time",
     "starttime",
 )
+# Tokens that make an `open_*`/`close_*` column something other than a price.
+_NOT_PRICE = {"time", "date", "timestamp", "interest", "count", "volume", "vol", "trades", "id"}
 _SYMBOL_NAMES = ("symbol", "pair", "ticker", "instrument", "instid", "market")
 _QUOTE_TOKENS = {
     "quote",
@@ -156,38 +158,70 @@ class _CsvLayout:
     header: bool
 
 
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter))
+
+
 def _csv_layout(path: Path, text: str) -> _CsvLayout:
+    # What may precede the table: blank lines, `#` comment lines (gapless-crypto-data) and at
+    # most one banner line without any delimiter (CryptoDataDownload). Anything else that does
+    # not fit the table is an error naming its line, never silently skipped.
     lines = text.splitlines()
-    if not any(line.strip() for line in lines):
+    content = [
+        (i, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    if not content:
         raise DataError("the file is empty", file=path)
-    best: tuple[int, str] | None = None
-    for delimiter in (",", ";", "\t", "|"):
-        for start, line in enumerate(lines):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            fields = next(csv.reader([line], delimiter=delimiter))
-            if len(fields) < 2:
-                continue
-            # The table starts where a line and the next few share this field count.
-            following = [
-                len(next(csv.reader([nxt], delimiter=delimiter)))
-                for nxt in lines[start + 1 : start + 4]
-                if nxt.strip()
-            ]
-            if all(n == len(fields) for n in following):
-                if best is None or start < best[0]:
-                    best = (start, delimiter)
-                break
-    if best is None:
+
+    def best_delimiter(line: str) -> tuple[str, int]:
+        counts = {d: len(_fields(line, d)) for d in (",", ";", "\t", "|")}
+        delimiter = max(counts, key=lambda d: counts[d])
+        return delimiter, counts[delimiter]
+
+    start, first = content[0]
+    delimiter, width = best_delimiter(first)
+    if width < 2 and len(content) > 1:  # a banner line: skip exactly one
+        start, first = content[1]
+        delimiter, width = best_delimiter(first)
+    if width < 2:
         raise DataError(
-            "cannot find a table of bars (no delimiter among , ; tab | gives consistent rows)",
-            file=path,
+            f"line {start + 1} has no delimiter among , ; tab |; not a table of bars", file=path
         )
-    start, delimiter = best
-    fields = next(csv.reader([lines[start]], delimiter=delimiter))
-    header = not all(_is_number(f.strip()) for f in fields if f.strip())
+    for i, line in content:
+        if i <= start:
+            continue
+        n = len(_fields(line, delimiter))
+        if n != width:
+            raise DataError(
+                f"line {i + 1} has {n} fields where line {start + 1} has {width}; "
+                "fix or drop the malformed line",
+                file=path,
+                line=i + 1,
+            )
+    header = not all(_is_number(f.strip()) for f in _fields(first, delimiter) if f.strip())
     return _CsvLayout(skip_rows=start, delimiter=delimiter, header=header)
+
+
+def _malformed_line(path: Path, compressed: bool, layout: _CsvLayout) -> DataError | None:
+    # Locate the first line whose field count differs from the table's (Arrow's message does
+    # not say which line); only run on the error path.
+    opener = gzip.open if compressed else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=layout.delimiter)
+        width: int | None = None
+        for number, row in enumerate(reader, start=1):
+            if number <= layout.skip_rows or not row or row[0].lstrip().startswith("#"):
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                return DataError(
+                    f"line {reader.line_num} has {len(row)} fields where the table has {width}; "
+                    "fix or drop the malformed line",
+                    file=path,
+                    line=reader.line_num,
+                )
+    return None
 
 
 def _read_csv(path: Path, compressed: bool) -> tuple[pa.Table, int]:
@@ -211,6 +245,9 @@ def _read_csv(path: Path, compressed: bool) -> tuple[pa.Table, int]:
             stream, read_options=read_options, parse_options=parse, convert_options=convert
         )
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        located = _malformed_line(path, compressed, layout) if "columns" in str(exc) else None
+        if located is not None:
+            raise located from exc
         raise DataError(f"cannot parse as CSV: {_arrow_message(exc)}", file=path) from exc
     # Physical line of data row 1 (1-based) is skip_rows + header + 1.
     line_offset = layout.skip_rows + (1 if layout.header else 0)
@@ -259,7 +296,9 @@ def _tokens(name: str) -> set[str]:
     return set(_norm(name).split("_"))
 
 
-def _find_columns(names: list[str], path: Path, symbol: str | None) -> _Columns:
+def _find_columns(
+    names: list[str], path: Path, symbol: str | None, volume_column: str | None = None
+) -> _Columns:
     norm = {_norm(n): n for n in reversed(names)}  # first occurrence wins
     if all(n.startswith("column_") for n in names) and len(names) >= 6:
         return _Columns(
@@ -293,8 +332,7 @@ def _find_columns(names: list[str], path: Path, symbol: str | None) -> _Columns:
                 (
                     n
                     for n in names
-                    if _norm(n).startswith(role + "_")
-                    and not ({"time", "date", "timestamp"} & _tokens(n))
+                    if _norm(n).startswith(role + "_") and not (_NOT_PRICE & _tokens(n))
                 ),
                 None,
             )
@@ -308,27 +346,49 @@ def _find_columns(names: list[str], path: Path, symbol: str | None) -> _Columns:
                 file=path,
             )
         prices[role] = found
-    prices["volume"] = _find_volume(names, norm, path, symbol)
+    prices["volume"] = _find_volume(names, norm, path, symbol, volume_column)
 
     symbol_col = next((norm[c] for c in _SYMBOL_NAMES if c in norm), None)
     return _Columns(time=time_col, prices=prices, symbol=symbol_col)
 
 
-def _find_volume(names: list[str], norm: dict[str, str], path: Path, symbol: str | None) -> str:
-    for exact in ("volume", "vol", "v", "base_volume", "volume_base", "basevolume"):
+_BASE_VOLUME_NAMES = ("volume", "base_volume", "volume_base", "basevolume", "base_asset_volume")
+# Names whose meaning differs between exchanges (HTX: amount = base, vol = quote; Gate.io:
+# a = base, v = quote): usable alone, ambiguous next to another volume-like column.
+_AMBIGUOUS_VOLUME_NAMES = ("vol", "v", "amount", "a")
+
+
+def _find_volume(
+    names: list[str], norm: dict[str, str], path: Path, symbol: str | None, chosen: str | None
+) -> str:
+    if chosen is not None:
+        if chosen not in names:
+            raise DataError(
+                f"volume_column={chosen!r} is not a column; columns are {names}", file=path
+            )
+        return chosen
+    for exact in _BASE_VOLUME_NAMES:
         if exact in norm:
             return norm[exact]
-    candidates = [
+    named = [
         n for n in names if _tokens(n) & {"volume", "vol"} and not (_tokens(n) & _QUOTE_TOKENS)
     ]
-    if symbol and candidates:
+    if symbol and named:
         base = re.sub(r"[^a-z]", "", symbol.lower())
-        for n in candidates:
+        for n in named:
             extra = _tokens(n) - {"volume", "vol"}
             if any(base.startswith(tok) for tok in extra if tok):
                 return n
-    if candidates:
+    ambiguous = [norm[a] for a in _AMBIGUOUS_VOLUME_NAMES if a in norm and norm[a] not in named]
+    candidates = named + ambiguous
+    if len(candidates) == 1:
         return candidates[0]
+    if candidates:
+        raise DataError(
+            f"cannot tell which of {candidates} is the base-asset volume; pass "
+            "volume_column=... (or symbol=... when the columns name their currency)",
+            file=path,
+        )
     raise DataError(
         f"no base-asset volume column among {names}; expected volume (quote-currency "
         "volumes such as quote_asset_volume or 'Volume USDT' are not used)",
@@ -375,6 +435,17 @@ def _to_float(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | No
 
 
 _EPOCH_LIMITS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"))
+_TIME_FORMATS = ("ISO8601", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d")
+_DAY_FIRST = re.compile(r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
+
+
+def _first_unparsed(values: pd.Series) -> int:
+    # Position of the first value no accepted format parses.
+    ok = np.zeros(len(values), dtype=bool)
+    for fmt in _TIME_FORMATS:
+        parsed = pd.to_datetime(values, utc=True, format=fmt, errors="coerce")
+        ok |= parsed.notna().to_numpy()
+    return int(np.flatnonzero(~ok)[0]) if (~ok).any() else 0
 
 
 def _epoch_to_ns(values: np.ndarray, name: str, path: Path) -> np.ndarray:
@@ -397,7 +468,11 @@ def _epoch_to_ns(values: np.ndarray, name: str, path: Path) -> np.ndarray:
             column=name,
         )
     if values.dtype.kind == "f":
-        return np.asarray(np.round(values * scale), dtype=np.int64)
+        # Split whole and fractional units: values * scale in float64 would round at ~1e-7
+        # of a millisecond epoch (2**53 < 1.7e18 ns).
+        whole = np.floor(values)
+        frac = np.round((values - whole) * scale)
+        return np.asarray(whole, dtype=np.int64) * scale + np.asarray(frac, dtype=np.int64)
     return np.asarray(values, dtype=np.int64) * scale
 
 
@@ -427,22 +502,24 @@ def _to_ns(col: pa.ChunkedArray, name: str, path: Path, line_offset: int | None)
         if stripped.str.fullmatch(r"-?\d+(\.\d+)?").all():
             return _epoch_to_ns(pd.to_numeric(stripped).to_numpy(), name, path)
         parsed: pd.Series | None = None
-        for fmt in ("ISO8601", "mixed"):
+        # ISO-8601 and year-first slashed forms only: day/month orders (01/02/2024) are
+        # ambiguous, and parsing each value on its own would scramble a file silently.
+        for fmt in _TIME_FORMATS:
             try:
                 parsed = pd.to_datetime(stripped, utc=True, format=fmt)
                 break
             except (ValueError, TypeError, OverflowError):
                 continue
         if parsed is None or parsed.isna().any():
-            coerced = pd.to_datetime(stripped, utc=True, format="mixed", errors="coerce")
-            pos = int(np.flatnonzero(coerced.isna().to_numpy())[0])
+            pos = _first_unparsed(stripped)
+            value = raw.iloc[pos]
+            hint = (
+                "day/month order is ambiguous; convert the column to ISO-8601 (YYYY-mm-dd)"
+                if _DAY_FIRST.match(str(value).strip())
+                else "expected ISO-8601 (e.g. 2024-07-26 14:15:00+00:00) or a Unix epoch"
+            )
             raise _raise_at(
-                path,
-                pos,
-                name,
-                f"cannot parse timestamp {raw.iloc[pos]!r}; expected ISO-8601 "
-                "(e.g. 2024-07-26 14:15:00+00:00) or a Unix epoch",
-                line_offset,
+                path, pos, name, f"cannot parse timestamp {value!r}; {hint}", line_offset
             )
         return np.asarray(pd.DatetimeIndex(parsed).as_unit("ns").asi8)
     raise DataError(f"time column has type {typ}, expected times", file=path, column=name)
@@ -454,7 +531,9 @@ _PLAUSIBLE = (
 )
 
 
-def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
+def load_ohlcv(
+    path: str | Path, *, symbol: str | None = None, volume_column: str | None = None
+) -> pd.DataFrame:
     r"""Load OHLCV bars from a CSV, CSV.gz, Parquet or Feather file of any common layout.
 
     Parameters
@@ -465,6 +544,9 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
         When the file has a symbol/pair column, keep the rows of this symbol (``BTC/USDT``,
         ``btc-usdt`` and ``BTCUSDT`` match). Also used to prefer ``Volume BTC`` over other
         volume columns. Required when the file holds several symbols.
+    volume_column : str, optional
+        The column holding base-asset volume, as named in the file, when the loader cannot
+        tell (e.g. HTX's ``amount`` next to ``vol``).
 
     Returns
     -------
@@ -492,7 +574,13 @@ def load_ohlcv(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
     path = Path(path)
     table, line_offset = read_table(path)
     names = [str(n) for n in table.column_names]
-    cols = _find_columns(names, path, symbol)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"column name(s) {repeated} appear more than once; rename them so each is unique",
+            file=path,
+        )
+    cols = _find_columns(names, path, symbol, volume_column)
     n_read = table.num_rows
     if n_read == 0:
         raise DataError("the file has a header but no rows of bars", file=path)

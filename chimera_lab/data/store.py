@@ -8,12 +8,13 @@ open one; the URL picks the backend:
   (embedded, no server; the default, from ``settings.store.url``);
 - ``postgresql://...`` → the PostgreSQL/TimescaleDB backend, which comes in a later release.
 
-Every backend offers the same calls: :meth:`Store.write_bars` (idempotent upsert, new values
-win), :meth:`Store.read_bars`, :meth:`Store.resample` (in the database, answered from
-continuous aggregates where it can), :meth:`Store.coverage`, :meth:`Store.gaps`,
-:meth:`Store.last_timestamp`, :meth:`Store.symbols`, :meth:`Store.timeframes` and
-:meth:`Store.delete`. Times are bar **open** times in UTC; ``start``/``end`` are inclusive and
-accept strings, :class:`pandas.Timestamp` and :class:`datetime.datetime` (naive means UTC).
+Every backend offers the same calls: :meth:`Store.write_bars` (idempotent upsert of at most
+one bar per bucket of the timeframe, new values win), :meth:`Store.read_bars`,
+:meth:`Store.resample` (in the database, answered from continuous aggregates where it can),
+:meth:`Store.coverage`, :meth:`Store.gaps`, :meth:`Store.last_timestamp`, :meth:`Store.symbols`,
+:meth:`Store.timeframes` and :meth:`Store.delete`. Times are bar **open** times in UTC;
+``start``/``end`` are inclusive and accept strings, :class:`pandas.Timestamp` and
+:class:`datetime.datetime` (naive means UTC).
 
 Resampling is defined as pandas defines it with
 ``df.resample(rule, origin="epoch", label="left", closed="left")`` and empty buckets dropped:
@@ -27,7 +28,8 @@ The DuckDB backend keeps these tables (timestamps are BIGINT nanoseconds since t
 ===========================  ==============================================================
 ``series``                   one row per (symbol, timeframe): integer ``id``, bar spacing,
                              row count, first/last timestamp, the rollups kept
-``bars``                     ``series_id, ts, open, high, low, close, volume``
+``bars``                     ``series_id, ts, open, high, low, close, volume``; at most one
+                             bar per epoch-aligned bucket of the series' timeframe
 ``rollup_<tf>``              a continuous aggregate: one row per (series, ``tf`` bucket),
                              kept up to date inside ``write_bars`` for the affected buckets
 ``gaps``                     one row per run of missing bars (kept up to date on write)
@@ -35,8 +37,9 @@ The DuckDB backend keeps these tables (timestamps are BIGINT nanoseconds since t
 ===========================  ==============================================================
 
 A PostgreSQL backend keeps the same calls and the same layout: ``series`` is an ordinary table,
-``bars`` a TimescaleDB hypertable on ``ts timestamptz`` with primary key ``(series_id, ts)`` and
-``INSERT ... ON CONFLICT DO UPDATE`` for the upsert, each ``rollup_<tf>`` a continuous
+``bars`` a TimescaleDB hypertable on ``ts timestamptz`` with a ``bucket`` column (``ts`` floored
+to the series' timeframe), primary key ``(series_id, bucket)`` and ``INSERT ... ON CONFLICT
+(series_id, bucket) DO UPDATE`` (``ts`` included) for the upsert, each ``rollup_<tf>`` a continuous
 aggregate (``time_bucket('<tf>', ts, origin => '1970-01-01')``, ``first(open, ts)``,
 ``max(high)``, ``min(low)``, ``last(close, ts)``, ``sum(volume ORDER BY ts)``) refreshed for the
 written range, and ``gaps`` a table maintained the same way. Several processes may then write
@@ -71,7 +74,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 import pandas as pd
 
-from chimera_lab.data._buckets import gap_runs
+from chimera_lab.data._buckets import gap_runs, sort_by_ts
 from chimera_lab.errors import ConfigError, StoreError
 from chimera_lab.timeframes import TIMEFRAMES, timeframe_to_timedelta
 
@@ -237,9 +240,13 @@ class Store:
         return super().__new__(cls)
 
     def write_bars(self, symbol: str, timeframe: str, df: pd.DataFrame) -> int:
-        """Upsert bars: new keys are added, existing keys take the new values.
+        """Upsert bars: a series holds at most one bar per bucket of its timeframe.
 
-        Writing the same bars twice leaves the store unchanged; overlapping writes merge.
+        Bars are placed in the epoch-aligned buckets of ``timeframe`` (the bar at
+        ``09:28:14`` of an hourly series is the 09:00 bar). A new bar fills an empty bucket or
+        replaces the bar that occupies its bucket, whatever that bar's open time: new values
+        win. Writing the same bars twice leaves the store unchanged; overlapping writes merge;
+        an off-grid and an on-grid source of the same bars never store two bars for one hour.
 
         Parameters
         ----------
@@ -254,12 +261,13 @@ class Store:
         Returns
         -------
         int
-            How many (symbol, timeframe, timestamp) keys were new.
+            How many buckets were empty before (bars added, not replaced).
 
         Raises
         ------
         DataError
-            If ``df`` breaks the OHLCV convention or is finer than ``timeframe``.
+            If ``df`` breaks the OHLCV convention, is finer than ``timeframe``, or carries two
+            bars for one bucket (the error names both open times).
         StoreError
             If the store stays locked by another process for ``lock_timeout_s``.
         """
@@ -392,7 +400,24 @@ class Store:
 
 
 def canonical_timeframe(timeframe: str) -> tuple[str, int]:
-    """Return ``(name, step_ns)`` for a timeframe string (``"60min"`` → ``("1h", ...)``)."""
+    """Return ``(name, step_ns)``: the canonical name of a timeframe and its length in ns.
+
+    Accepts whatever :func:`chimera_lab.timeframes.timeframe_to_timedelta` accepts (the
+    canonical names such as ``"1h"`` and aliases such as ``"1day"`` or ``"1min"``) and names
+    it as :data:`chimera_lab.timeframes.TIMEFRAMES` does.
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a string or names no known timeframe.
+
+    Examples
+    --------
+    >>> canonical_timeframe("1day")
+    ('1d', 86400000000000)
+    >>> canonical_timeframe("1min")[0]
+    '1m'
+    """
     if not isinstance(timeframe, str):
         raise ConfigError(f"timeframe must be a string such as '1m', got {timeframe!r}")
     delta = timeframe_to_timedelta(timeframe)
@@ -430,11 +455,33 @@ def to_utc_ns(value: TimeLike | None, *, name: str) -> int | None:
 
 
 def window(start: TimeLike | None, end: TimeLike | None) -> tuple[int | None, int | None]:
-    """Return ``(start_ns, end_ns)``; raise ``ConfigError`` if start is after end."""
+    """Return ``(start_ns, end_ns)``; raise ``ConfigError`` if start is after end.
+
+    Examples
+    --------
+    >>> window("2024-08-01", None)
+    (1722470400000000000, None)
+    >>> try:
+    ...     window("2024-08-02", pd.Timestamp("2024-08-01", tz="UTC"))
+    ... except ConfigError as exc:
+    ...     print(exc)
+    start 2024-08-02T00:00:00Z is after end 2024-08-01T00:00:00Z; swap them
+    """
     lo, hi = to_utc_ns(start, name="start"), to_utc_ns(end, name="end")
     if lo is not None and hi is not None and lo > hi:
-        raise ConfigError(f"start {start!r} is after end {end!r}; swap them")
+        raise ConfigError(f"start {iso_utc(lo)} is after end {iso_utc(hi)}; swap them")
     return lo, hi
+
+
+def iso_utc(ns: int | np.integer[Any]) -> str:
+    """Format epoch nanoseconds as ISO-8601 UTC with a ``Z`` (``2024-08-01T12:00:00Z``).
+
+    Examples
+    --------
+    >>> iso_utc(1_518_168_494_000_000_000)
+    '2018-02-09T09:28:14Z'
+    """
+    return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat().replace("+00:00", "Z")
 
 
 def utc_index(ts: np.ndarray) -> pd.DatetimeIndex:
@@ -551,11 +598,9 @@ def ohlcv_frame(columns: dict[str, Any]) -> pd.DataFrame:
     ts = np.asarray(columns["ts"], dtype=np.int64)
     values = {c: np.asarray(columns[c], dtype=np.float64) for c in ("open", "high", "low", "close")}
     values["volume"] = np.asarray(columns["volume"], dtype=np.float64)
-    if ts.shape[0] > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-        order = np.argsort(ts, kind="stable")
-        ts = ts[order]
-        values = {c: v[order] for c, v in values.items()}
-    return pd.DataFrame(values, index=utc_index(ts))
+    ordered = sort_by_ts({"ts": ts, **values})
+    ts = ordered.pop("ts")
+    return pd.DataFrame(ordered, index=utc_index(ts))
 
 
 def resolve_path(location: str) -> Path:

@@ -323,11 +323,14 @@ class OrderAck:
 
     ``recovered`` is ``True`` when the adapter learned the order id by querying the exchange
     after an ambiguous failure (timeout, reset, duplicate clientOid) instead of from the reply.
+    ``status`` is the order's status when known: ``CANCELLED`` after a cancel; after a
+    recovery, what the lookup saw (``None`` for a plain place acknowledgement).
     """
 
     order_id: str
     client_oid: str
     recovered: bool = False
+    status: OrderStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +415,9 @@ class Exchange(Protocol):
     """What the rest of chimera_lab needs from an exchange (all methods are coroutines).
 
     ``product`` arguments default to the adapter's configured product. Futures-only calls
-    (funding, open interest, positions) use USDT-M futures.
+    (funding, open interest, positions) use USDT-M futures. Market-data calls take
+    ``priority`` (:class:`Priority`, default: the endpoint's own) so that bulk work — history
+    fetching, backfills — can yield to orders in the adapter's rate limiter.
     """
 
     async def server_time(self) -> datetime:
@@ -428,6 +433,7 @@ class Exchange(Protocol):
         end: datetime | None = None,
         limit: int = 100,
         product: Product | None = None,
+        priority: Priority | None = None,
     ) -> list[Candle]:
         """Return recent candles, oldest first (the newest may still be forming)."""
         ...
@@ -440,16 +446,24 @@ class Exchange(Protocol):
         end: datetime,
         limit: int = 200,
         product: Product | None = None,
+        priority: Priority | None = None,
     ) -> list[Candle]:
         """Return up to ``limit`` closed candles opening before ``end``, oldest first."""
         ...
 
-    async def get_ticker(self, symbol: str, *, product: Product | None = None) -> Ticker:
+    async def get_ticker(
+        self, symbol: str, *, product: Product | None = None, priority: Priority | None = None
+    ) -> Ticker:
         """Return the ticker of ``symbol``."""
         ...
 
     async def get_order_book(
-        self, symbol: str, *, limit: int = 50, product: Product | None = None
+        self,
+        symbol: str,
+        *,
+        limit: int = 50,
+        product: Product | None = None,
+        priority: Priority | None = None,
     ) -> OrderBook:
         """Return an order-book snapshot."""
         ...

@@ -10,7 +10,8 @@ notebook)::
 
 Every request goes through, in order: the endpoint group's circuit breaker, the client's
 priority rate limiter (global windows from Settings plus Bitget's per-endpoint limit), HMAC
-signing of the exact bytes sent (sorted query string, compact JSON body), one shared
+signing of the exact bytes sent (sorted query string — signed raw, sent percent-encoded —
+and the compact JSON body), one shared
 ``httpx.AsyncClient`` (explicit timeouts, bounded pool), envelope decoding (``code`` first,
 HTTP status second) and a structured log event ``exchange.request`` (method, path, status,
 code, latency_ms, attempt, request_id — never headers or credentials). Reads are retried with
@@ -39,7 +40,6 @@ import httpx
 from chimera_lab.config import BitgetSettings, Settings
 from chimera_lab.errors import (
     AuthenticationError,
-    CircuitOpenError,
     ConfigError,
     DuplicateOrder,
     ExchangeError,
@@ -53,14 +53,9 @@ from chimera_lab.errors import (
 from chimera_lab.exchange.base import (
     Balance,
     Candle,
-    Fill,
     FundingRate,
     OpenInterest,
-    Order,
-    OrderAck,
     OrderBook,
-    OrderRequest,
-    OrderType,
     Position,
     Priority,
     Product,
@@ -71,28 +66,25 @@ from chimera_lab.exchange.limiter import Clock, RateLimiter, SystemClock, Window
 from chimera_lab.exchange.parsing import (
     datetime_to_ms,
     ms_to_datetime,
-    parse_ack,
     parse_balance,
     parse_candles,
-    parse_fill,
     parse_funding_history,
     parse_funding_rate,
     parse_open_interest,
-    parse_order,
     parse_order_book,
     parse_position,
     parse_ticker,
 )
 from chimera_lab.exchange.resilience import CircuitBreaker, Resilience, RetryPolicy
 from chimera_lab.exchange.signing import canonical_query, sign
+from chimera_lab.exchange.trading import TradingMixin, new_client_oid
 from chimera_lab.logging import get_logger
+from chimera_lab.timeframes import timeframe_to_timedelta
 
 __all__ = ["BitgetClient", "ClientState", "map_bitget_error", "new_client_oid"]
 
 log = get_logger(__name__)
 
-_REAL_HOSTS = ("api.bitget.com",)
-_MAX_PAGES = 50  # bound on paginated listings (open orders): 5,000 orders
 
 # Bitget codes (bitget-api.md section 4) -> our hierarchy.
 _AUTH_CODES = frozenset(
@@ -114,18 +106,6 @@ class ClientState(StrEnum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-def new_client_oid() -> str:
-    """Return a fresh client order id (35 characters from Bitget's allowed set).
-
-    Examples
-    --------
-    >>> oid = new_client_oid()
-    >>> oid.startswith("chl-"), len(oid)
-    (True, 36)
-    """
-    return f"chl-{uuid.uuid4().hex}"
 
 
 def map_bitget_error(
@@ -183,24 +163,15 @@ def _map_transport(exc: httpx.HTTPError, where: str) -> ExchangeError:
     return OutcomeUnknown(f"no answer from Bitget ({name}: {exc or 'timeout'}) ({where})")
 
 
-def _is_ambiguous(exc: BaseException) -> bool:
-    # The exchange may have executed the request: a transport failure after sending, or a
-    # 5xx / busy answer from a server that may have processed it before failing.
-    if isinstance(exc, OutcomeUnknown):
-        return True
-    return (
-        isinstance(exc, ExchangeUnavailable)
-        and not isinstance(exc, CircuitOpenError)
-        and exc.status is not None
-    )
+def _reserve(limit: int, share: float) -> int:
+    # Slots of an overall window only orders may use: `share` of it, at least one (so a read
+    # flood cannot make an order wait for the window to roll over), never all of it.
+    if share <= 0 or limit < 2:
+        return 0
+    return min(limit - 1, max(1, round(limit * share)))
 
 
-def _fmt(value: Decimal) -> str:
-    # Plain notation: str(Decimal("1E-7")) would be "1E-7", which Bitget rejects.
-    return format(value, "f")
-
-
-class BitgetClient:
+class BitgetClient(TradingMixin):
     """Async Bitget REST API v2 client implementing :class:`~chimera_lab.exchange.base.Exchange`.
 
     Parameters
@@ -243,8 +214,12 @@ class BitgetClient:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._wall = wall_clock if wall_clock is not None else time.time
         self._rng = rng if rng is not None else random.Random()
+        reserve = s.rate_limit_trading_reserve
         self.limiter = RateLimiter(
-            [Window(s.rate_limit_per_minute, 60.0), Window(s.rate_limit_per_second, 1.0)],
+            [
+                Window(s.rate_limit_per_minute, 60.0, _reserve(s.rate_limit_per_minute, reserve)),
+                Window(s.rate_limit_per_second, 1.0, _reserve(s.rate_limit_per_second, reserve)),
+            ],
             {
                 ep.path: [Window(max(1, round(ep.limit_per_s * s.endpoint_limit_scale)), 1.0)]
                 for ep in ENDPOINTS.values()
@@ -357,8 +332,15 @@ class BitgetClient:
             s.passphrase.get_secret_value(),
         )
 
-    def _timestamp_ms(self) -> int:
+    def timestamp_ms(self) -> int:
+        """Return the server's clock as this client estimates it (Unix ms).
+
+        Local wall time plus :attr:`time_offset_ms`: what ``ACCESS-TIMESTAMP`` carries (and
+        :class:`~chimera_lab.exchange.stream.BitgetStream` signs its login with).
+        """
         return int(self._wall() * 1000) + self._offset_ms
+
+    _timestamp_ms = timestamp_ms
 
     async def _send(
         self,
@@ -377,7 +359,7 @@ class BitgetClient:
         # at the pool size); signing happens inside it so the timestamp is fresh however long
         # the request queued.
         async with self.limiter.slot(priority, ep.path):
-            query = canonical_query(params)
+            query = canonical_query(params)  # signed raw, sent percent-encoded (section 2)
             body_text = json.dumps(body, separators=(",", ":")) if body is not None else ""
             headers: dict[str, str] = {}
             if body is not None:
@@ -391,7 +373,8 @@ class BitgetClient:
                 headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
                 headers["ACCESS-TIMESTAMP"] = ts
                 headers["ACCESS-PASSPHRASE"] = passphrase
-            url = ep.path + ("?" + query if query else "")
+            url_query = canonical_query(params, encoded=True)
+            url = ep.path + ("?" + url_query if url_query else "")
             started = time.perf_counter()
             try:
                 response = await self._http.request(
@@ -444,7 +427,6 @@ class BitgetClient:
         product: Product,
         params: Mapping[str, object] | None = None,
         priority: Priority | None = None,
-        retry: bool = True,
     ) -> tuple[Any, int | None]:
         # A read (or idempotent write) through the group's retry + circuit policy.
         ep = endpoint(name, product)
@@ -455,9 +437,7 @@ class BitgetClient:
             return await self._send(ep, params, None, prio, attempt)
 
         try:
-            if retry:
-                return await policy.call(attempt_fn)
-            return await attempt_fn(1)
+            return await policy.call(attempt_fn)
         except AuthenticationError as exc:
             if exc.code != "40008" or not self.settings.auto_time_sync or not ep.signed:
                 raise
@@ -473,7 +453,7 @@ class BitgetClient:
             params["productType"] = product.product_type
         return params
 
-    # -- market data -----------------------------------------------------------------------
+    # -- market data (orders: TradingMixin in chimera_lab/exchange/trading.py) ----------
 
     async def sync_time(self) -> int:
         """Measure server time minus local time (ms); signed requests use it from then on."""
@@ -534,17 +514,23 @@ class BitgetClient:
 
         Bitget anchors the page on ``endTime``; page backwards by passing the oldest
         timestamp returned as the next ``end`` (:mod:`chimera_lab.exchange.fetch` does).
+
+        ``endTime`` is sent as ``end`` rounded up to the bar and the rows are filtered to
+        ``timestamp < end`` here, so the page holds the same bars whether Bitget treats
+        ``endTime`` as inclusive or exclusive, or floors it to the granularity (all
+        unverified, bitget-api.md section 3.2). Under the inclusive reading the page may
+        hold one bar fewer than ``limit``.
         """
         if not 1 <= limit <= 200:
             raise ConfigError(f"limit must be in 1..200 for history candles, got {limit}")
         prod = self._product(product)
+        end_ms = datetime_to_ms(end)
+        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
         params = self._mix_params(
             prod,
             symbol=symbol,
             granularity=granularity(timeframe, prod),
-            # endTime - 1 ms: the same page whether Bitget's endTime is inclusive or
-            # exclusive (unverified, bitget-api.md section 3.2)
-            endTime=datetime_to_ms(end) - 1,
+            endTime=-(-end_ms // bar_ms) * bar_ms,  # bars are UTC-epoch aligned
             limit=limit,
         )
         data, now_ms = await self._call(
@@ -552,7 +538,6 @@ class BitgetClient:
         )
         now_ms = now_ms if now_ms is not None else self._timestamp_ms()
         candles = parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
-        end_ms = datetime_to_ms(end)
         return [c for c in candles if c.closed and datetime_to_ms(c.timestamp) < end_ms]
 
     async def get_ticker(
@@ -608,248 +593,6 @@ class BitgetClient:
         data, _ = await self._call("open_interest", product=prod, params=params)
         return parse_open_interest(data, symbol)
 
-    # -- trading ---------------------------------------------------------------------------
-
-    def _check_trading_allowed(self) -> None:
-        s = self.settings
-        host = httpx.URL(s.base_url).host
-        if host in _REAL_HOSTS and not s.demo and not (s.mode == "live" and s.confirm_live):
-            raise ConfigError(
-                f"refusing to trade with real money on {host}: set CHIMERA_BITGET__MODE=live and "
-                "CHIMERA_BITGET__CONFIRM_LIVE=true, or CHIMERA_BITGET__DEMO=true for demo "
-                "trading, or point CHIMERA_BITGET__BASE_URL at `chimera sim serve`"
-            )
-
-    @staticmethod
-    def _order_body(request: OrderRequest, product: Product, client_oid: str) -> dict[str, object]:
-        body: dict[str, object] = {"symbol": request.symbol}
-        if product.is_futures:
-            body["productType"] = product.product_type
-            body["marginMode"] = request.margin_mode.value
-            body["marginCoin"] = request.margin_coin
-        body["side"] = request.side.value
-        if product.is_futures and request.trade_side is not None:
-            body["tradeSide"] = request.trade_side.value
-        body["orderType"] = request.order_type.value
-        body["force"] = request.force.value
-        if request.price is not None and request.order_type is OrderType.LIMIT:
-            body["price"] = _fmt(request.price)
-        body["size"] = _fmt(request.size)
-        body["clientOid"] = client_oid
-        if product.is_futures and request.reduce_only:
-            body["reduceOnly"] = "YES"
-        return body
-
-    async def _find_order(self, symbol: str, client_oid: str, product: Product) -> Order | None:
-        try:
-            return await self.get_order(
-                symbol, client_oid=client_oid, product=product, priority=Priority.TRADING
-            )
-        except OrderNotFound:
-            return None
-
-    async def place_order(self, request: OrderRequest) -> OrderAck:
-        """Place an order **exactly once**.
-
-        One ``clientOid`` (``request.client_oid`` or a fresh one) is used for every attempt.
-        A 429 or a failure to connect is simply retried with backoff. After an **ambiguous**
-        failure — a timeout or a reset after sending, a 5xx — the order is first looked up by
-        ``clientOid`` and only resent if the exchange does not know it. A duplicate-clientOid
-        answer is reconciled the same way (the earlier attempt landed).
-
-        Raises
-        ------
-        OutcomeUnknown
-            The attempts ran out (or the circuit opened) while the order's fate was unknown;
-            look it up by ``exc.client_oid`` later.
-        InvalidOrder, InsufficientFunds, AuthenticationError, DuplicateOrder, RateLimited
-            As answered by the exchange (no order was placed).
-        """
-        self._check_trading_allowed()
-        product = self._product(request.product)
-        oid = request.client_oid or new_client_oid()
-        body = self._order_body(request, product, oid)
-        ep = endpoint("place_order", product)
-        circuit = self.circuits[ep.group]
-        attempt = 0
-        pending: ExchangeError | None = None  # an ambiguous failure not yet reconciled
-        resynced = False
-        while True:
-            attempt += 1
-            if pending is not None:
-                found = await self._reconcile(request.symbol, oid, product, pending)
-                if found is not None:
-                    log.info("exchange.order_recovered", client_oid=oid, order_id=found.order_id)
-                    return OrderAck(found.order_id, oid, recovered=True)
-                pending = None
-            circuit.before_call()
-            try:
-                data, _ = await self._send(ep, None, body, Priority.TRADING, attempt)
-            except DuplicateOrder:
-                circuit.record_success()
-                found = await self._reconcile(request.symbol, oid, product, None)
-                if found is not None and _same_order(found, request):
-                    log.info("exchange.order_recovered", client_oid=oid, order_id=found.order_id)
-                    return OrderAck(found.order_id, oid, recovered=True)
-                raise
-            except ExchangeError as exc:
-                circuit.record(exc)
-                if (
-                    exc.code == "40008"
-                    and self.settings.auto_time_sync
-                    and not resynced
-                    and attempt < self._retry.max_attempts
-                ):
-                    resynced = True  # refused for its timestamp: nothing was placed
-                    await self.sync_time()
-                    continue
-                ambiguous = _is_ambiguous(exc)
-                if not self._retry.should_retry(exc, attempt):
-                    if ambiguous:
-                        found = await self._reconcile(request.symbol, oid, product, exc)
-                        if found is not None:
-                            return OrderAck(found.order_id, oid, recovered=True)
-                    raise
-                pending = exc if ambiguous else None
-                delay = self._retry.delay_s(attempt, self._rng, exc)
-                log.info(
-                    "exchange.order_retry", client_oid=oid, attempt=attempt,
-                    error=type(exc).__name__, ambiguous=ambiguous, delay_s=round(delay, 3),
-                )  # fmt: skip
-                await self._clock.sleep(delay)
-                continue
-            except BaseException:
-                circuit.record_neutral()
-                raise
-            circuit.record_success()
-            return parse_ack(data, oid)
-
-    async def _reconcile(
-        self, symbol: str, client_oid: str, product: Product, cause: ExchangeError | None
-    ) -> Order | None:
-        # Ask the exchange whether an order with this clientOid exists; if even that fails
-        # the outcome is unknown and the caller must hear so.
-        try:
-            return await self._find_order(symbol, client_oid, product)
-        except ExchangeError as exc:
-            raise OutcomeUnknown(
-                f"order clientOid={client_oid} may or may not have been placed: the lookup "
-                f"failed ({type(exc).__name__}: {exc}); look it up later by this clientOid",
-                client_oid=client_oid,
-            ) from (cause or exc)
-
-    async def cancel_order(
-        self,
-        symbol: str,
-        *,
-        order_id: str | None = None,
-        client_oid: str | None = None,
-        product: Product | None = None,
-    ) -> OrderAck:
-        """Cancel an order by ``order_id`` or ``client_oid`` (retried; idempotent).
-
-        An "order not found / nothing to cancel" answer on a **retry** means an earlier
-        attempt cancelled it, and counts as success; on the first attempt it raises
-        :class:`~chimera_lab.errors.OrderNotFound`.
-        """
-        if (order_id is None) == (client_oid is None):
-            raise ConfigError("pass exactly one of order_id or client_oid")
-        prod = self._product(product)
-        body: dict[str, object] = {"symbol": symbol}
-        if prod.is_futures:
-            body["productType"] = prod.product_type
-            body["marginCoin"] = "USDT"
-        if order_id is not None:
-            body["orderId"] = order_id
-        else:
-            body["clientOid"] = client_oid
-        ep = endpoint("cancel_order", prod)
-
-        async def attempt_fn(attempt: int) -> OrderAck:
-            try:
-                data, _ = await self._send(ep, None, body, Priority.TRADING, attempt)
-            except OrderNotFound:
-                if attempt == 1:
-                    raise
-                return OrderAck(order_id or "", client_oid or "", recovered=True)
-            return parse_ack(data, client_oid)
-
-        return await self._policies[ep.group].call(attempt_fn)
-
-    async def get_order(
-        self,
-        symbol: str,
-        *,
-        order_id: str | None = None,
-        client_oid: str | None = None,
-        product: Product | None = None,
-        priority: Priority | None = None,
-    ) -> Order:
-        """Return one order by ``order_id`` or ``client_oid``.
-
-        Raises
-        ------
-        OrderNotFound
-            The exchange does not know the order (spot: clientOid lookups cover 2 hours).
-        """
-        if (order_id is None) == (client_oid is None):
-            raise ConfigError("pass exactly one of order_id or client_oid")
-        prod = self._product(product)
-        if prod.is_futures:
-            params = self._mix_params(prod, symbol=symbol, orderId=order_id, clientOid=client_oid)
-        else:
-            params = {"orderId": order_id, "clientOid": client_oid}
-        data, _ = await self._call("order_detail", product=prod, params=params, priority=priority)
-        if data is None or data == [] or data == {}:
-            raise OrderNotFound(
-                f"Bitget knows no order {order_id or client_oid!r} for {symbol}",
-                code=None,
-            )
-        return parse_order(data, prod)
-
-    async def get_open_orders(
-        self, symbol: str | None = None, *, product: Product | None = None
-    ) -> list[Order]:
-        """Return all open orders (of ``symbol``, or all), oldest first."""
-        prod = self._product(product)
-        orders: dict[str, Order] = {}
-        cursor: str | None = None
-        for _ in range(_MAX_PAGES):
-            # limit defaults to 100 (the maximum); not sent, so the query stays minimal
-            params = self._mix_params(prod, symbol=symbol, idLessThan=cursor)
-            data, _ = await self._call("open_orders", product=prod, params=params)
-            if prod.is_futures:
-                page = (data or {}).get("entrustedList") or []
-                next_cursor = (data or {}).get("endId")
-            else:
-                page = data or []
-                next_cursor = str(page[-1]["orderId"]) if page else None
-            for item in page:
-                order = parse_order(item, prod)
-                orders[order.order_id] = order
-            if len(page) < 100 or not next_cursor or next_cursor == cursor:
-                break
-            cursor = str(next_cursor)
-        return sorted(orders.values(), key=lambda o: (o.created or ms_to_datetime(0), o.order_id))
-
-    async def get_fills(
-        self,
-        symbol: str | None = None,
-        *,
-        order_id: str | None = None,
-        limit: int = 100,
-        product: Product | None = None,
-    ) -> list[Fill]:
-        """Return up to ``limit`` (<= 100) recent fills, oldest first."""
-        if not 1 <= limit <= 100:
-            raise ConfigError(f"limit must be in 1..100 for fills, got {limit}")
-        prod = self._product(product)
-        params = self._mix_params(prod, symbol=symbol, orderId=order_id, limit=limit)
-        data, _ = await self._call("fills", product=prod, params=params)
-        items = ((data or {}).get("fillList") or []) if prod.is_futures else (data or [])
-        fills = [parse_fill(item, prod) for item in items]
-        return sorted(fills, key=lambda f: (f.timestamp, f.trade_id))
-
     async def get_balances(self, *, product: Product | None = None) -> list[Balance]:
         """Return spot assets, or USDT-M futures accounts."""
         prod = self._product(product)
@@ -864,14 +607,3 @@ class BitgetClient:
         data, _ = await self._call("positions", product=prod, params=params)
         positions = [parse_position(item) for item in (data or [])]
         return [p for p in positions if p.size != 0 and (symbol is None or p.symbol == symbol)]
-
-
-def _same_order(order: Order, request: OrderRequest) -> bool:
-    # Does the order found under a reused clientOid look like the one we tried to place?
-    return (
-        order.symbol == request.symbol
-        and order.side is request.side
-        and order.order_type is request.order_type
-        and order.size == request.size
-        and (request.order_type is OrderType.MARKET or order.price == request.price)
-    )

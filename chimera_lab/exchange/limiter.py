@@ -8,9 +8,12 @@ bounded ``deque``) and has room when the oldest is at least ``period_s + margin_
 
 Waiting requests are served by :class:`~chimera_lab.exchange.base.Priority` (TRADING, then
 MONITORING, then ANALYSIS) and first-come-first-served within a priority. A request held back
-only by its own endpoint's window does not block others on other endpoints. So an order that
-arrives during a flood of low-priority requests takes the **next** free slot: it waits at most
-one slot, however long the queue. The number of waiting requests is bounded (``max_waiters``).
+only by its own endpoint's window does not block others on other endpoints. A window may keep
+a few of its slots for TRADING (``Window(500, 60.0, reserve=10)``): other priorities see it
+full ``reserve`` requests early, so however long a low-priority flood runs, it cannot use up
+the minute's budget, and an order finds a slot at once (or, once orders have used the reserve
+too, takes the **next** free slot). The number of waiting requests is bounded
+(``max_waiters``).
 
 Time comes from a :class:`Clock` (monotonic seconds and an async sleep), so tests can drive the
 limiter deterministically with a fake clock.
@@ -74,15 +77,30 @@ class SystemClock:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """At most ``limit`` requests in any ``period_s`` seconds."""
+    """At most ``limit`` requests in any ``period_s`` seconds.
+
+    The last ``reserve`` of them are kept for TRADING: other priorities see the window full
+    at ``limit - reserve``, so a flood of reads can never use up the budget an order needs.
+
+    Examples
+    --------
+    >>> Window(500, 60.0, reserve=10)
+    Window(limit=500, period_s=60.0, reserve=10)
+    """
 
     limit: int
     period_s: float
+    reserve: int = 0
 
     def __post_init__(self) -> None:
         if self.limit < 1 or not self.period_s > 0:
             raise ConfigError(
                 f"a rate window needs limit >= 1 and period_s > 0, got {self.limit}/{self.period_s}"
+            )
+        if not 0 <= self.reserve < self.limit:
+            raise ConfigError(
+                f"a rate window's TRADING reserve must be in 0..limit-1, got {self.reserve} "
+                f"for a limit of {self.limit}"
             )
 
 
@@ -91,17 +109,25 @@ class _Log:
     # request can move its own stamp later (to when it really started, see _Grant.restamp).
     # Entries may then be out of order; reading the first one (never earlier than the
     # smallest) keeps every decision on the safe side.
-    __slots__ = ("limit", "period", "times")
+    __slots__ = ("limit", "period", "reserve", "times")
 
     def __init__(self, window: Window, margin_s: float) -> None:
         self.limit = window.limit
+        self.reserve = window.reserve
         self.period = window.period_s + margin_s
         self.times: deque[list[float]] = deque(maxlen=window.limit)
 
-    def ready_at(self, now: float) -> float:
-        if len(self.times) < self.limit:
+    def ready_at(self, now: float, trading: bool = True) -> float:
+        # Room for one more when fewer than `need - 1` of the logged stamps are younger than
+        # the period: the (n - need)-th oldest must have expired. Stamps can be out of order
+        # (restamp), so take the newest of the first n - need + 1 entries: never earlier
+        # than the true order statistic, hence never too early.
+        need = self.limit if trading else self.limit - self.reserve
+        n = len(self.times)
+        if n < need:
             return now
-        return max(now, self.times[0][0] + self.period)
+        oldest = max(self.times[i][0] for i in range(n - need + 1))
+        return max(now, oldest + self.period)
 
     def record(self, now: float) -> list[float]:
         cell = [now]
@@ -281,6 +307,9 @@ class RateLimiter:
         logs = self._by_key.get(key) if key is not None else None
         return max((lg.ready_at(now) for lg in logs), default=now) if logs else now
 
+    def _global_ready(self, now: float, trading: bool) -> float:
+        return max((lg.ready_at(now, trading) for lg in self._global), default=now)
+
     def _pump(self) -> None:
         # Grant as many waiters as the windows allow, best first; then arm a timer for the
         # earliest moment something could change.
@@ -289,43 +318,50 @@ class RateLimiter:
             free = None if self._max_concurrent is None else self._max_concurrent - self._in_flight
             if free is not None and free <= 0:
                 return  # release() pumps again
-            global_ready = max((lg.ready_at(now) for lg in self._global), default=now)
-            if global_ready > now:
-                if self._has_waiters():
-                    self._arm(global_ready)
-                return
+            ready = {True: self._global_ready(now, True), False: self._global_ready(now, False)}
             best: _Waiter | None = None
-            key_ready = math.inf
+            wake = math.inf
             for priority, queues in zip(Priority, self._queues, strict=True):
-                if free is not None and priority is not Priority.TRADING and free <= self._reserve:
-                    break  # the remaining slots are kept for orders
                 for key in list(queues):
                     dq = queues[key]
                     while dq and dq[0].future.done():
                         dq.popleft()
                     if not dq:
                         del queues[key]
+                if not queues:
+                    continue
+                trading = priority is Priority.TRADING
+                if not trading and free is not None and free <= self._reserve:
+                    break  # the remaining connections are kept for orders; release() pumps
+                global_ready = ready[trading]
+                if global_ready > now:
+                    # Lower priorities wait at least as long (they cannot use the reserve).
+                    wake = min(wake, global_ready)
+                    if trading:
                         continue
-                    ready = self._key_ready(key, now)
-                    if ready > now:
-                        key_ready = min(key_ready, ready)
+                    break
+                for key, dq in queues.items():
+                    key_ready = self._key_ready(key, now)
+                    if key_ready > now:
+                        wake = min(wake, key_ready)
                     elif best is None or dq[0].seq < best.seq:
                         best = dq[0]
                 if best is not None:
                     break
             if best is None:
-                if key_ready < math.inf:
-                    self._arm(key_ready)
+                if wake < math.inf:
+                    self._arm(wake)
                 return
             self._queues[best.priority][best.key].popleft()
             best.future.set_result(self._record(best.priority, best.key, now))
 
     def _can_start(self, priority: Priority, key: str | None, now: float) -> bool:
+        trading = priority is Priority.TRADING
         if self._max_concurrent is not None:
             free = self._max_concurrent - self._in_flight
-            if free <= 0 or (priority is not Priority.TRADING and free <= self._reserve):
+            if free <= 0 or (not trading and free <= self._reserve):
                 return False
-        if any(lg.ready_at(now) > now for lg in self._global):
+        if any(lg.ready_at(now, trading) > now for lg in self._global):
             return False
         return self._key_ready(key, now) <= now
 

@@ -9,8 +9,12 @@
   ``failure_threshold`` consecutive failures (calls fail fast with
   :class:`~chimera_lab.errors.CircuitOpenError`) → **half-open** after ``recovery_s`` (one
   trial call passes; success closes the circuit, failure opens it again). Only
-  ``ExchangeUnavailable`` counts as a failure: a business error (bad order, unknown order,
-  refused credentials) or a 429 proves the service is up.
+  ``ExchangeUnavailable`` counts as a failure; an **answer from the service** — a business
+  error (bad order, unknown order, refused credentials) or a 429, i.e. an
+  :class:`~chimera_lab.errors.ExchangeError` carrying the exchange's ``code`` or HTTP
+  ``status`` — proves it is up and counts as a success. Errors raised locally before anything
+  was sent (the client's own limiter refusing to queue, missing credentials, a closed client,
+  a bug) say nothing about the service and are neutral.
 - :class:`Resilience` combines both; :func:`resilient` applies one to an async function.
 
 Orders are **not** retried by this generic policy: resending an order is only safe with the
@@ -44,6 +48,7 @@ from typing import ParamSpec, TypeVar
 from chimera_lab.errors import (
     CircuitOpenError,
     ConfigError,
+    ExchangeError,
     ExchangeUnavailable,
     RateLimited,
 )
@@ -123,6 +128,11 @@ class CircuitState(StrEnum):
 
 def _is_failure(exc: BaseException) -> bool:
     return isinstance(exc, ExchangeUnavailable) and not isinstance(exc, CircuitOpenError)
+
+
+def _is_answer(exc: BaseException) -> bool:
+    # The service answered (with an error code or an HTTP status): it is up.
+    return isinstance(exc, ExchangeError) and (exc.code is not None or exc.status is not None)
 
 
 class CircuitBreaker:
@@ -237,8 +247,10 @@ class CircuitBreaker:
     def record(self, exc: BaseException | None) -> None:
         """Record an outcome.
 
-        ``None`` or a business error is a success, a transport failure a failure, a
-        cancellation neutral.
+        ``None`` or an error answered by the service (an ``ExchangeError`` with a ``code`` or
+        ``status``: a business error, a 429) is a success; ``ExchangeUnavailable`` (transport
+        failure, timeout, 5xx) a failure; anything else — an error raised locally before
+        anything was sent, a cancellation — is neutral (it releases a half-open trial).
         """
         if exc is None:
             self.record_success()
@@ -246,7 +258,7 @@ class CircuitBreaker:
             pass
         elif _is_failure(exc):
             self.record_failure()
-        elif isinstance(exc, Exception):
+        elif _is_answer(exc):
             self.record_success()
         else:
             self.record_neutral()

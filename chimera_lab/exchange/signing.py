@@ -2,8 +2,11 @@
 
 ``prehash = timestamp + METHOD + requestPath + ("?" + query if query) + body`` and
 ``ACCESS-SIGN = base64(HMAC_SHA256(secret, prehash))`` (../shared/bitget-api.md §2). The query
-string is built once, keys sorted ascending, and the very same string is sent in the URL and
-signed. WebSocket login signs ``timestamp_seconds + "GET" + "/user/verify"``.
+is built once from the same parameters, keys sorted ascending, in two forms: Bitget signs the
+**raw** ``k=v&...`` string (values not escaped, as ccxt and the official SDK sign it) while the
+URL carries it percent-encoded. The two differ only for values with characters such as ``#``
+or ``+`` (both allowed in a ``clientOid``). WebSocket login signs
+``timestamp_seconds + "GET" + "/user/verify"``.
 
 Examples
 --------
@@ -21,6 +24,13 @@ The worked examples of bitget-api.md §2:
 '5qlpFLwF63bbVQuOr9h7T1oD8yTRvFwbxguwtXGfc14='
 >>> ws_login_sign(secret, "1700000000")
 '7NJkJan7KjmAyLAHjIE6yZgCV/o4R8aRiOQ4zKog9Uw='
+
+A ``clientOid`` with ``#`` and ``+`` is signed raw and sent escaped:
+
+>>> canonical_query({"symbol": "BTCUSDT", "clientOid": "a+b#c"})
+'clientOid=a+b#c&symbol=BTCUSDT'
+>>> canonical_query({"symbol": "BTCUSDT", "clientOid": "a+b#c"}, encoded=True)
+'clientOid=a%2Bb%23c&symbol=BTCUSDT'
 """
 
 from __future__ import annotations
@@ -34,11 +44,17 @@ from urllib.parse import quote
 __all__ = ["canonical_query", "prehash", "sign", "ws_login_sign"]
 
 
-def canonical_query(params: Mapping[str, object] | None) -> str:
+def canonical_query(params: Mapping[str, object] | None, *, encoded: bool = False) -> str:
     """Return ``k=v&...`` with keys sorted and ``None`` values dropped.
 
-    Values are percent-encoded only where a character could not travel in a URL unescaped
-    (Bitget parameters are alphanumeric plus ``-_.``), so the signed and the sent string agree.
+    Parameters
+    ----------
+    params : mapping, optional
+        Query parameters (values are turned into strings).
+    encoded : bool
+        ``False`` (default): the raw form Bitget signs (:func:`prehash`). ``True``: the same
+        string percent-encoded for the URL; characters that travel unescaped (letters, digits,
+        ``-_.~:,``) are left alone, so for ordinary parameters both forms are identical.
     """
     if not params:
         return ""
@@ -47,12 +63,15 @@ def canonical_query(params: Mapping[str, object] | None) -> str:
         value = params[key]
         if value is None:
             continue
-        parts.append(f"{key}={quote(str(value), safe='-_.~:,')}")
+        text = str(value)
+        if encoded:
+            text = quote(text, safe="-_.~:,")
+        parts.append(f"{key}={text}")
     return "&".join(parts)
 
 
 def prehash(timestamp: str, method: str, request_path: str, query: str = "", body: str = "") -> str:
-    """Return the string Bitget signs for a REST request."""
+    """Return the string Bitget signs for a REST request (``query`` in its raw form)."""
     return f"{timestamp}{method.upper()}{request_path}{'?' + query if query else ''}{body}"
 
 

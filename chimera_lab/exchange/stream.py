@@ -13,12 +13,18 @@ What it guarantees:
 
 - **Keep-alive**: a text ``ping`` every ``ws_ping_interval_s`` (30 s); no ``pong`` within
   ``ws_pong_timeout_s`` → the connection is dropped and rebuilt (bitget-api.md section 7).
-- **Reconnect**: any drop (reset, close, 24-hour forced disconnect, silent peer) reconnects with
-  jittered exponential backoff, logs in again (private socket) and resubscribes everything.
+- **Reconnect**: any drop (reset, close, 24-hour forced disconnect, silent peer, a failed
+  keep-alive) reconnects with jittered exponential backoff — reset only once a connection
+  has stayed up ``stable_after_s`` — logs in again (private socket, signed with the REST
+  client's measured clock offset; an expired-timestamp refusal resyncs once) and
+  resubscribes everything.
 - **Closed candles exactly once, in order**: a candle is closed once a newer one appears; each
   closed candle is emitted once, oldest first. A gap — after a reconnect, or a push that skips
   bars — is filled from the reconnect snapshot and, where that does not reach, from REST
-  history candles (``rest``), so consumers never miss or repeat a bar.
+  history candles (``rest``), but only once REST covers the whole gap: history may lag the
+  stream, so an incomplete answer is retried on the next push, and after
+  ``backfill_attempts`` tries the hole is reported as a ``gap`` :class:`StreamStatus` and
+  skipped. Consumers never see a bar twice or out of order, and never miss one silently.
 - **Bounded memory**: one bounded event queue (``ws_queue_size``), one bounded inbox, O(1)
   state per subscription. Lossy events (tickers, trades, forming candles, status notices) are
   dropped and counted when the consumer lags; closed candles, orders and fills wait for room.
@@ -32,10 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,20 +54,28 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from chimera_lab.config import BitgetSettings, Settings
-from chimera_lab.errors import AuthenticationError, ChimeraError, ConfigError, ExchangeError
-from chimera_lab.exchange.base import Candle, Exchange, Fill, Order, Product, Ticker, Trade
+from chimera_lab.errors import AuthenticationError, ConfigError, ExchangeError
+from chimera_lab.exchange.base import (
+    Candle,
+    Exchange,
+    Fill,
+    Order,
+    Product,
+    Ticker,
+    Trade,
+)
 from chimera_lab.exchange.endpoints import ws_candle_channel
 from chimera_lab.exchange.limiter import Clock, RateLimiter, SystemClock, Window
 from chimera_lab.exchange.parsing import (
     datetime_to_ms,
     ms_to_datetime,
-    parse_candle_row,
     parse_fill,
     parse_ticker,
     parse_trade,
     parse_ws_order,
 )
 from chimera_lab.exchange.signing import ws_login_sign
+from chimera_lab.exchange.stream_candles import CandleSyncMixin, _CandleSub
 from chimera_lab.logging import get_logger
 from chimera_lab.timeframes import timeframe_to_timedelta
 
@@ -83,13 +98,20 @@ class StreamState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
-    """A connection notice: ``connected`` (after (re)subscribing) or ``disconnected``."""
+    """A stream notice.
 
-    kind: Literal["connected", "disconnected"]
+    ``connected`` (after (re)subscribing), ``disconnected``, or ``gap``: closed candles that
+    neither the WebSocket nor REST history delivered after ``attempt`` tries; ``gap`` holds
+    the open times of the first and last missing bar, ``reason`` names symbol, timeframe and
+    count. The stream then moves on (later bars keep coming, in order).
+    """
+
+    kind: Literal["connected", "disconnected", "gap"]
     socket: Literal["public", "private"]
     attempt: int
     reason: str
     timestamp: datetime
+    gap: tuple[datetime, datetime] | None = None
 
 
 StreamEvent = Candle | Ticker | Trade | Order | Fill | StreamStatus
@@ -106,18 +128,6 @@ class StreamStats:
     dropped: int = 0
     backfilled: int = 0
     candles_emitted: int = 0
-
-
-@dataclass
-class _CandleSub:
-    symbol: str
-    timeframe: str
-    product: Product
-    bar_ms: int
-    last_emitted_ms: int | None  # None until the first snapshot sets the baseline
-    since_ms: int | None
-    forming: Candle | None = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -156,7 +166,7 @@ def _key(arg: dict[str, str]) -> tuple[str, str, str]:
     return (arg["instType"], arg["channel"], arg.get("instId") or arg.get("coin") or "")
 
 
-class BitgetStream:
+class BitgetStream(CandleSyncMixin):
     """Bitget WebSocket v2 client: public candles/ticker/trades, private orders/fills.
 
     Parameters
@@ -172,6 +182,14 @@ class BitgetStream:
         For ping intervals and reconnect backoff.
     rng : random.Random, optional
         Jitter source for reconnect backoff.
+    backfill_attempts : int
+        How many times a gap in the closed candles is tried over REST (once per candle push,
+        about every second on Bitget) before it is reported as a ``gap``
+        :class:`StreamStatus` and skipped. REST history can lag the stream by a few seconds.
+    stable_after_s : float
+        A connection that lived this long resets the reconnect backoff; one that drops
+        sooner keeps it growing, so a server that accepts and then drops at once is not
+        hammered.
     """
 
     def __init__(
@@ -182,7 +200,16 @@ class BitgetStream:
         include_forming: bool = False,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        backfill_attempts: int = 10,
+        stable_after_s: float = 30.0,
     ) -> None:
+        if backfill_attempts < 1 or stable_after_s < 0:
+            raise ConfigError(
+                "need backfill_attempts >= 1 and stable_after_s >= 0, got "
+                f"{backfill_attempts}, {stable_after_s}"
+            )
+        self.backfill_attempts = backfill_attempts
+        self.stable_after_s = stable_after_s
         if settings is None:
             settings = Settings()
         self.settings: BitgetSettings = (
@@ -450,8 +477,10 @@ class BitgetStream:
 
     async def _run_socket(self, sock: _Socket) -> None:
         attempt = 0
+        resynced = False
         while self._state is StreamState.OPENED:
             reason = "closed"
+            connected_at: float | None = None
             try:
                 async with connect(
                     sock.url,
@@ -463,6 +492,8 @@ class BitgetStream:
                 ) as ws:
                     if sock.name == "private":
                         await self._login(sock, ws)
+                        resynced = False
+                    connected_at = self._clock.monotonic()
                     sock.ws = ws
                     sock.connected.set()
                     sock.generation += 1
@@ -473,10 +504,10 @@ class BitgetStream:
                         self.stats.reconnects += 1
                     log.info("exchange.ws.connected", socket=sock.name, attempt=attempt)
                     self._offer(StreamStatus("connected", sock.name, attempt, "", _now()))
-                    attempt = 0
                     pinger = asyncio.get_running_loop().create_task(
                         self._keepalive(sock, ws), name=f"bitget-stream-{sock.name}-ping"
                     )
+                    pinger.add_done_callback(functools.partial(self._pinger_done, sock, ws))
                     try:
                         async for message in ws:
                             self.stats.messages += 1
@@ -489,14 +520,24 @@ class BitgetStream:
                         await asyncio.gather(pinger, return_exceptions=True)
                         sock.ws = None
                         sock.connected.clear()
-            except (AuthenticationError, ConfigError):
-                raise  # login refused or a bad URL: reconnecting cannot help
+            except AuthenticationError as exc:
+                # Login refused for its timestamp: measure the server clock once and retry.
+                if exc.code != "30014" or resynced or not await self._resync_clock():
+                    raise
+                resynced = True
+                reason = f"login timestamp expired ({exc.code}); clock resynced"
+            except ConfigError:
+                raise  # a bad URL: reconnecting cannot help
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             except InvalidURI as exc:
                 raise ConfigError(f"bad WebSocket URL {sock.url!r}: {exc}") from exc
             if self._state is not StreamState.OPENED:
                 return
+            if connected_at is not None:
+                uptime = self._clock.monotonic() - connected_at
+                if uptime >= self.stable_after_s:
+                    attempt = 0  # it had been stable: start the backoff afresh
             attempt += 1
             delay = self._backoff(attempt)
             log.warning(
@@ -506,8 +547,32 @@ class BitgetStream:
             self._offer(StreamStatus("disconnected", sock.name, attempt, reason, _now()))
             await self._clock.sleep(delay)
 
+    def _pinger_done(self, sock: _Socket, ws: ClientConnection, task: asyncio.Task[None]) -> None:
+        # The keep-alive must not die silently: without pings Bitget drops the socket after
+        # 2 minutes and a dead peer goes unnoticed. Log it and rebuild the connection.
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, ConnectionClosed):
+            return  # no pong (it aborted the connection itself), or the socket closed
+        log.error("exchange.ws.pinger_failed", socket=sock.name, error=repr(exc))
+        ws.transport.abort()  # the reader sees the drop and reconnects
+
+    def _server_time_s(self) -> int:
+        # Local wall time corrected by the offset the REST client measured (sync_time).
+        timestamp_ms: Callable[[], int] | None = getattr(self._rest, "timestamp_ms", None)
+        now_ms = timestamp_ms() if timestamp_ms is not None else int(time.time() * 1000)
+        return now_ms // 1000
+
+    async def _resync_clock(self) -> bool:
+        sync: Callable[[], Awaitable[object]] | None = getattr(self._rest, "sync_time", None)
+        if sync is None or not self.settings.auto_time_sync:
+            return False
+        await sync()
+        return True
+
     async def _login(self, sock: _Socket, ws: ClientConnection) -> None:
-        args = self._login_args(int(time.time()))
+        args = self._login_args(self._server_time_s())
         await self._send(sock, ws, json.dumps({"op": "login", "args": [args]}))
         while True:
             raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.ws_pong_timeout_s)
@@ -566,6 +631,21 @@ class BitgetStream:
                 self.stats.dropped += 1
             self._queue.put_nowait(item)
             return True
+
+    async def _gap_notice(self, sub: _CandleSub, holes: list[int]) -> None:
+        # Closed candles REST could not deliver after backfill_attempts tries: tell the
+        # consumer (not lossy) and the log; the stream then moves on.
+        first, last = ms_to_datetime(holes[0]), ms_to_datetime(holes[-1])
+        reason = (
+            f"{sub.symbol} {sub.timeframe}: {len(holes)} closed bars between {first} and "
+            f"{last} are missing from the stream and from REST history"
+        )
+        log.warning(
+            "exchange.ws.gap", symbol=sub.symbol, timeframe=sub.timeframe,
+            bars=len(holes), first=first.isoformat(), last=last.isoformat(),
+        )  # fmt: skip
+        status = StreamStatus("gap", "public", sub.backfill_tries, reason, _now(), (first, last))
+        await self._deliver(status)
 
     async def _deliver(self, item: StreamEvent) -> None:
         assert self._queue is not None
@@ -634,88 +714,6 @@ class BitgetStream:
             product = self._private_products.get(key, self.product)
             for item in data:
                 await self._deliver(parse_fill(item, product))
-
-    async def _on_candles(self, sub: _CandleSub, data: list[Any]) -> None:
-        rows: dict[int, Candle] = {}
-        for row in data:
-            candle = parse_candle_row(row, sub.symbol, sub.timeframe, quote_index=6)
-            rows[datetime_to_ms(candle.timestamp)] = candle
-        if not rows:
-            return
-        newest = max(rows)
-        closed: dict[int, Candle] = {}
-        if sub.forming is not None:
-            forming_ms = datetime_to_ms(sub.forming.timestamp)
-            if forming_ms < newest:
-                closed[forming_ms] = sub.forming
-        for ts, candle in rows.items():
-            if ts < newest:
-                closed[ts] = candle  # a newer bar exists: this one is final
-        if sub.forming is None or datetime_to_ms(sub.forming.timestamp) <= newest:
-            sub.forming = _with_closed(rows[newest], False)
-        if sub.last_emitted_ms is None:
-            # First snapshot without `since`: start after the newest closed bar seen.
-            sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
-            closed = {}
-        sub.ready.set()
-        for ts in sorted(closed):
-            if ts <= sub.last_emitted_ms:
-                continue
-            if ts > sub.last_emitted_ms + sub.bar_ms and not await self._backfill(sub, ts):
-                return  # REST failed: the next push retries the whole gap
-            if ts > sub.last_emitted_ms:
-                await self._emit(sub, _with_closed(closed[ts], True))
-        if self.include_forming and sub.forming is not None:
-            self._offer(sub.forming)
-
-    async def _backfill(self, sub: _CandleSub, before_ms: int) -> bool:
-        # Fetch closed bars in (last_emitted, before_ms) over REST, emit them in order.
-        assert sub.last_emitted_ms is not None and self._rest is not None
-        missing: dict[int, Candle] = {}
-        end_ms = before_ms
-        try:
-            while end_ms > sub.last_emitted_ms + sub.bar_ms:
-                page = await self._rest.get_history_candles(
-                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
-                    product=sub.product,
-                )  # fmt: skip
-                fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
-                for c in fresh:
-                    missing[datetime_to_ms(c.timestamp)] = c
-                if not fresh:
-                    break
-                oldest = min(datetime_to_ms(c.timestamp) for c in fresh)
-                if oldest >= end_ms:
-                    break
-                end_ms = oldest
-        except ChimeraError as exc:
-            log.warning(
-                "exchange.ws.backfill_failed", symbol=sub.symbol, timeframe=sub.timeframe,
-                error=f"{type(exc).__name__}: {exc}",
-            )  # fmt: skip
-            return False
-        for ts in sorted(missing):
-            if sub.last_emitted_ms < ts < before_ms:
-                self.stats.backfilled += 1
-                await self._emit(sub, _with_closed(missing[ts], True))
-        log.info(
-            "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
-        )
-        return True
-
-    async def _emit(self, sub: _CandleSub, candle: Candle) -> None:
-        sub.last_emitted_ms = datetime_to_ms(candle.timestamp)
-        self.stats.candles_emitted += 1
-        await self._deliver(candle)
-
-
-def _with_closed(candle: Candle, closed: bool) -> Candle:
-    if candle.closed is closed:
-        return candle
-    return Candle(
-        candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
-        candle.close, candle.volume, candle.quote_volume, closed,
-    )  # fmt: skip
 
 
 def _demo_host(settings: BitgetSettings, url: str) -> str:

@@ -1,5 +1,50 @@
-"""validation: see its issue; filled in by that work."""
+"""Time-safe validation: walk-forward splits, a temporal validator, look-ahead detection.
+
+Pure numerics: frames in, values out (no I/O, clock or network).
+
+- :func:`walk_forward_splits` — rolling or anchored folds from durations or bar counts, with
+  an embargo between train and test.
+- :class:`TemporalValidator` — raises :class:`~chimera_lab.errors.LookAheadError` (with the
+  offending timestamps) when a fold or feature frame can see the future.
+- :func:`detect_lookahead` — recompute a strategy on hidden-future data (:class:`BiasReport`).
+- :func:`detect_recursive_bias` — the warm-up bars a strategy needs (:class:`RecursiveBiasReport`).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from chimera_lab.errors import LookAheadError, TimestampLeakError
+from chimera_lab.validation.bias import (
+    BiasCheck,
+    BiasReport,
+    RecursiveBiasReport,
+    StrategyFn,
+    detect_lookahead,
+    detect_recursive_bias,
+    strategy_name,
+)
+from chimera_lab.validation.splits import (
+    Fold,
+    WindowLike,
+    as_time_index,
+    parse_window,
+    walk_forward_splits,
+)
+from chimera_lab.validation.temporal import TemporalValidator
+
+__all__ = [
+    "BiasCheck",
+    "BiasReport",
+    "Fold",
+    "LookAheadError",
+    "RecursiveBiasReport",
+    "StrategyFn",
+    "TemporalValidator",
+    "TimestampLeakError",
+    "WindowLike",
+    "as_time_index",
+    "detect_lookahead",
+    "detect_recursive_bias",
+    "parse_window",
+    "strategy_name",
+    "walk_forward_splits",
+]

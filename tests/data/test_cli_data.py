@@ -8,6 +8,7 @@ where present, every file of ../shared/data (rows and ranges from its README).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,11 +16,27 @@ import pandas as pd
 import pytest
 
 from chimera_lab.cli import main
+from chimera_lab.config import Settings
 from chimera_lab.data import Store, load_ohlcv
 from chimera_lab.data.synthetic import make_ohlcv
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "samples" / "btcusdt_1m_binance_20240726_20240825.csv.gz"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The commands see no CHIMERA_* variable of the caller and no .env file (cwd is empty)."""
+    for name in list(os.environ):
+        if name.upper().startswith("CHIMERA_"):
+            monkeypatch.delenv(name)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+
+def open_store(url: str) -> Store:
+    return Store(url, settings=Settings(_env_file=None, store={"url": url}))  # type: ignore[call-arg]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -73,7 +90,7 @@ def test_import_json_has_the_documented_keys_and_is_idempotent(
     }
     again = run_json(capsys, *args)  # timeframe inferred from the spacing
     assert again["rows_new"] == 0 and again["timeframe"] == "1m"
-    assert len(Store(store_url).read_bars("BTCUSDT", "1m")) == 43_209
+    assert len(open_store(store_url).read_bars("BTCUSDT", "1m")) == 43_209
 
 
 def test_import_reports_gaps_of_the_file(
@@ -89,10 +106,12 @@ def test_import_reports_gaps_of_the_file(
 def test_info_lists_coverage_as_table_and_json(
     capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
+    store = open_store(store_url)
+    with store.session(write=True):  # creates the file, with nothing in it
+        pass
     code, out, _ = run(capsys, "data", "info", "--store", store_url)
     assert code == 0 and "is empty" in out
     assert run_json(capsys, "data", "info", "--store", store_url) == []
-    store = Store(store_url)
     store.write_bars("BTCUSDT", "1m", make_ohlcv(100).drop(make_ohlcv(100).index[5:8]))
     store.write_bars("ETHUSDT", "1h", make_ohlcv(24, timeframe="1h"))
     records = run_json(capsys, "data", "info", "--store", store_url)
@@ -119,7 +138,7 @@ def test_export_round_trips_through_load_ohlcv(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, store_url: str, suffix: str
 ) -> None:
     bars = make_ohlcv(500, seed=4)
-    Store(store_url).write_bars("BTCUSDT", "1m", bars)
+    open_store(store_url).write_bars("BTCUSDT", "1m", bars)
     out = tmp_path / "sub" / f"bars{suffix}"
     got = run_json(
         capsys,
@@ -153,7 +172,7 @@ def test_export_round_trips_through_load_ohlcv(
 def test_export_refuses_unknown_extension_and_empty_window(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, store_url: str
 ) -> None:
-    Store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
     base = ("data", "export", "--symbol", "BTCUSDT", "--store", store_url, "--out")
     code, _, err = run(capsys, *base, str(tmp_path / "bars.xlsx"))
     assert code == 2 and err.startswith("error: ") and ".parquet" in err
@@ -195,7 +214,7 @@ def test_quality_of_a_file_and_of_stored_bars(
 
 
 def test_delete_removes_a_series(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
-    Store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
     got = run_json(
         capsys,
         "data",
@@ -209,7 +228,7 @@ def test_delete_removes_a_series(capsys: pytest.CaptureFixture[str], store_url: 
         store_url,
     )
     assert got == {"symbol": "BTCUSDT", "timeframe": "1m", "rows_deleted": 10}
-    assert Store(store_url).symbols() == []
+    assert open_store(store_url).symbols() == []
 
 
 @pytest.mark.parametrize(
@@ -230,12 +249,124 @@ def test_bad_input_prints_one_error_line_and_exits_2(
     args: list[str],
     message: str,
 ) -> None:
-    Store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
     args = [str(REPO / "data" / "samples" / "README.md") if a == "__README__" else a for a in args]
     code, out, err = run(capsys, "data", *args, "--store", store_url)
     assert code == 2
     assert out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_timeframe_aliases_are_printed_canonical(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, store_url: str
+) -> None:
+    daily = tmp_path / "daily.csv"
+    make_ohlcv(30, timeframe="1d", seed=4).to_csv(daily)
+    imported = run_json(
+        capsys, "data", "import", str(daily), "--symbol", "BTCUSDT", "--timeframe", "1day",
+        "--store", store_url,
+    )  # fmt: skip
+    assert imported["timeframe"] == "1d"
+    code, out, err = run(
+        capsys, "data", "import", str(daily), "--symbol", "BTCUSDT", "--timeframe", "1day",
+        "--store", store_url,
+    )  # fmt: skip
+    assert code == 0 and out.startswith("imported BTCUSDT 1d from "), err
+    out_file = tmp_path / "daily.parquet"
+    code, out, err = run(
+        capsys, "data", "export", "--symbol", "BTCUSDT", "--timeframe", "1day", "--out",
+        str(out_file), "--store", store_url,
+    )  # fmt: skip
+    assert code == 0 and out.startswith("exported 30 BTCUSDT 1d bars"), err
+    deleted = run_json(
+        capsys, "data", "delete", "--symbol", "BTCUSDT", "--timeframe", "1day", "--yes",
+        "--store", store_url,
+    )  # fmt: skip
+    assert deleted == {"symbol": "BTCUSDT", "timeframe": "1d", "rows_deleted": 30}
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_export_error_names_the_requested_path_not_the_temporary_file(
+    capsys: pytest.CaptureFixture[str], store_url: str
+) -> None:
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    code, out, err = run(
+        capsys,
+        "data",
+        "export",
+        "--symbol",
+        "BTCUSDT",
+        "--out",
+        "/proc/x.csv",
+        "--store",
+        store_url,
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("error: cannot write --out /proc/x.csv: ") and err.count("\n") == 1, err
+    assert ".tmp" not in err
+
+
+def test_export_to_a_long_file_name_works(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, store_url: str
+) -> None:
+    # 250 characters: a valid name, too long for a temporary name built from it.
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    out = tmp_path / ("b" * 246 + ".csv")
+    got = run_json(
+        capsys, "data", "export", "--symbol", "BTCUSDT", "--out", str(out), "--store", store_url
+    )
+    assert got["rows"] == 10 and len(load_ohlcv(out)) == 10
+    assert [p.name for p in out.parent.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_start_after_end_is_named_in_iso(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, store_url: str
+) -> None:
+    open_store(store_url).write_bars("BTCUSDT", "1m", make_ohlcv(10))
+    window = ("--start", "2024-08-05", "--end", "2024-08-01 12:00")
+    for args in (
+        ("export", "--symbol", "BTCUSDT", "--out", str(tmp_path / "x.csv"), *window),
+        ("quality", "--symbol", "BTCUSDT", *window),
+        ("quality", str(SAMPLE), *window),
+    ):
+        code, _, err = run(capsys, "data", *args, "--store", store_url)
+        assert code == 2
+        assert err == (
+            "error: --start 2024-08-05T00:00:00Z is after --end 2024-08-01T12:00:00Z; swap them\n"
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],
+        ["info", "--symbol", "BTCUSDT"],
+        ["export", "--symbol", "BTCUSDT", "--out", "x.csv"],
+        ["quality", "--symbol", "BTCUSDT"],
+        ["delete", "--symbol", "BTCUSDT", "--timeframe", "1m", "--yes"],
+    ],
+)
+def test_reading_commands_refuse_a_missing_or_directory_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]
+) -> None:
+    missing = tmp_path / "typo.duckdb"
+    code, out, err = run(capsys, "data", *args, "--store", str(missing))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: no store at {missing} (no such file)") and err.count("\n") == 1
+    assert not missing.exists()
+    code, out, err = run(capsys, "data", *args, "--store", str(tmp_path))
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: store {tmp_path} is a directory, not a DuckDB file"), err
+
+
+def test_import_creates_a_missing_store_but_refuses_a_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    new = tmp_path / "sub" / "new.duckdb"
+    args = ("data", "import", str(SAMPLE), "--symbol", "BTCUSDT")
+    assert run_json(capsys, *args, "--store", str(new))["rows_new"] == 43_209
+    code, _, err = run(capsys, *args, "--store", str(tmp_path))
+    assert code == 2 and "is a directory, not a DuckDB file" in err
 
 
 def test_data_help_lists_fetch_without_importing_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -348,7 +479,7 @@ def test_every_shared_file_imports_with_documented_rows_or_is_refused(
         else:  # funding rates, news, manifests: not bars, refused with a clear DataError
             assert code == 2 and out == "", path.name
             assert err.startswith("error: ") and str(path) in err, err
-    coverage = Store(store_url).coverage()
+    coverage = open_store(store_url).coverage()
     by_symbol = coverage.set_index("symbol")["rows"]
     for name, (_, rows, _, _) in REAL.items():
         assert by_symbol[name.split(".")[0].upper()] == rows

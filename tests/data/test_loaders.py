@@ -272,7 +272,17 @@ def test_valid_frames_round_trip(
     pd.testing.assert_frame_equal(load_ohlcv(path), df, check_freq=False)
 
 
-CORRUPTIONS = ["nan", "negative", "text", "low_high", "bad_time", "dup_conflict", "drop_cell"]
+CORRUPTIONS = [
+    "nan",
+    "inf",
+    "negative",
+    "text",
+    "low_high",
+    "bad_time",
+    "dup_conflict",
+    "drop_cell",
+    "extra_cell",
+]
 
 
 @settings(
@@ -291,6 +301,8 @@ def test_corruptions_raise_data_error_never_bare_exceptions(
     i = int(where * len(flat))
     if kind == "nan":
         flat.loc[i, column] = ""
+    elif kind == "inf":
+        flat.loc[i, column] = "inf"
     elif kind == "negative":
         flat.loc[i, column] = -abs(float(flat.loc[i, column])) - 1
     elif kind == "text":
@@ -305,9 +317,12 @@ def test_corruptions_raise_data_error_never_bare_exceptions(
         flat.loc[j, "close"] = float(flat.loc[i, "close"]) + 1e-3
         flat.loc[j, "high"] = max(float(flat.loc[j, "high"]), float(flat.loc[j, "close"]))
     path = tmp_path / "c.csv"
-    if kind == "drop_cell":
+    if kind in ("drop_cell", "extra_cell"):
         lines = flat.to_csv(index=False).splitlines()
-        lines[i + 1] = lines[i + 1].rsplit(",", 1)[0]
+        if kind == "drop_cell":
+            lines[i + 1] = lines[i + 1].rsplit(",", 1)[0]
+        else:
+            lines[i + 1] += ",1"
         path.write_text("\n".join(lines) + "\n")
     else:
         flat.to_csv(path, index=False)
@@ -383,3 +398,97 @@ def test_real_non_bar_files_are_refused_clearly(shared_data: Path, name: str) ->
 def test_bundled_sample_loads(samples_dir: Path) -> None:
     df = load_ohlcv(samples_dir / "btcusdt_1m_binance_20240726_20240825.csv.gz")
     assert len(df) == 43_209
+
+
+# --- layouts that must never lose or scramble rows silently -------------------------------------
+
+
+def test_a_malformed_early_line_is_an_error_not_a_silent_skip(tmp_path: Path) -> None:
+    rows = [f"{1704067200000 + 60_000 * i},1,2,0.5,1.5,3,x,y,z" for i in range(10)]
+    rows[1] = rows[1].rsplit(",", 3)[0]  # truncated line 2
+    with pytest.raises(DataError, match="line 2 has 6 fields where line 1 has 9") as info:
+        load_ohlcv(_write(tmp_path / "trunc.csv", "\n".join(rows) + "\n"))
+    assert info.value.line == 2
+    text = FREQTRADE.replace("67740.33,26.43686", "67740.33,26.43686,extra")
+    with pytest.raises(DataError, match="line 3 has 7 fields"):
+        load_ohlcv(_write(tmp_path / "extra.csv", text))
+
+
+def test_a_malformed_line_far_into_the_file_is_located(tmp_path: Path) -> None:
+    body = "".join(
+        f"{1704067200 + 60 * i},1,2,0.5,1.5,3\n" for i in range(20_000)
+    )  # > the 64 KiB sniffed head
+    lines = body.splitlines()
+    lines[15_000] += ",7"
+    with pytest.raises(DataError, match="line 15001 has 7 fields where the table has 6"):
+        load_ohlcv(_write(tmp_path / "far.csv", "\n".join(lines) + "\n"))
+
+
+@pytest.mark.parametrize("stamp", ["01/02/2024", "13.01.2024", "01-02-2024 10:00"])
+def test_day_month_orders_are_refused_as_ambiguous(tmp_path: Path, stamp: str) -> None:
+    text = f"date,open,high,low,close,volume\n{stamp},1,2,0.5,1.5,3\n"
+    with pytest.raises(DataError, match="day/month order is ambiguous"):
+        load_ohlcv(_write(tmp_path / "dmy.csv", text))
+
+
+def test_year_first_slashed_dates_are_read(tmp_path: Path) -> None:
+    text = "date,open,high,low,close,volume\n2024/01/02 03:04:05,1,2,0.5,1.5,3\n"
+    assert load_ohlcv(_write(tmp_path / "ymd.csv", text)).index[0] == pd.Timestamp(
+        "2024-01-02 03:04:05", tz=UTC
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400"])
+def test_infinite_values_are_refused(tmp_path: Path, value: str) -> None:
+    text = FREQTRADE.replace("67712.0,10.5", f"67712.0,{value}")
+    with pytest.raises(DataError, match="infinite value in 'volume'"):
+        load_ohlcv(_write(tmp_path / "inf.csv", text))
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "base_column"),
+    [
+        # HTX: amount is the base volume, vol the quote volume
+        ("ts,open,close,low,high,amount,vol,count", "1704067200,1,1.5,0.5,2,7,9,3", "amount"),
+        # Gate.io: v is the quote volume, a the base volume
+        ("t,o,c,h,l,v,a", "1704067200,1,1.5,2,0.5,9,7", "a"),
+        # two currencies and no symbol to choose by
+        (
+            "timestamp,open,high,low,close,Volume TRY,Volume BTC",
+            "1704067200,1,2,0.5,1.5,9,7",
+            "Volume BTC",
+        ),
+    ],
+)
+def test_ambiguous_volume_columns_ask_for_volume_column(
+    tmp_path: Path, header: str, row: str, base_column: str
+) -> None:
+    path = _write(tmp_path / "vol.csv", header + "\n" + row + "\n")
+    with pytest.raises(DataError, match="volume_column"):
+        load_ohlcv(path)
+    assert load_ohlcv(path, volume_column=base_column)["volume"].tolist() == [7.0]
+    if base_column == "Volume BTC":
+        assert load_ohlcv(path, symbol="BTCTRY")["volume"].tolist() == [7.0]
+
+
+def test_open_interest_is_not_an_open_price(tmp_path: Path) -> None:
+    text = "timestamp,open_interest,high,low,close,volume\n1704067200,5,2,0.5,1.5,3\n"
+    with pytest.raises(DataError, match="no 'open' column"):
+        load_ohlcv(_write(tmp_path / "oi.csv", text))
+
+
+def test_duplicate_column_names_are_a_data_error(tmp_path: Path) -> None:
+    text = "timestamp,open,high,low,close,volume,volume\n1704067200,1,2,0.5,1.5,3,4\n"
+    with pytest.raises(DataError, match=r"\['volume'\] appear more than once"):
+        load_ohlcv(_write(tmp_path / "dup.csv", text))
+
+
+def test_float_millisecond_epochs_keep_their_milliseconds(tmp_path: Path) -> None:
+    text = "open_time,open,high,low,close,volume\n1704067200123.0,1,2,0.5,1.5,3\n"
+    df = load_ohlcv(_write(tmp_path / "fms.csv", text))
+    assert df.index[0] == pd.Timestamp(1704067200123, unit="ms", tz=UTC)
+
+
+def test_bom_crlf_and_trailing_blank_lines(tmp_path: Path) -> None:
+    text = "\ufeff" + FREQTRADE.replace("\n", "\r\n") + "\r\n\r\n"
+    assert len(load_ohlcv(_write(tmp_path / "bom.csv", text))) == 3

@@ -9,6 +9,7 @@ within a few ulps of the exact sum for buckets of <= 1440 bars).
 
 from __future__ import annotations
 
+import os
 import pickle
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,14 @@ from chimera_lab.timeframes import TIMEFRAMES
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "samples" / "btcusdt_1m_binance_20240726_20240825.csv.gz"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CHIMERA_* variable of the caller reaches these tests (nested ones would merge)."""
+    for name in list(os.environ):
+        if name.upper().startswith("CHIMERA_"):
+            monkeypatch.delenv(name)
 
 
 def make_settings(url: str = ":memory:", **store: object) -> Settings:
@@ -190,6 +199,163 @@ def test_write_bars_timeframe_aliases_are_canonical(store: Store, ohlcv: pd.Data
         store.write_bars("BTCUSDT", "7q", ohlcv.iloc[:5])
 
 
+def test_write_of_two_bars_finer_than_timeframe_is_refused(store: Store) -> None:
+    # Two rows are checked too: 0.5 s apart they are not two 1m bars.
+    idx = pd.DatetimeIndex(["2024-01-01 00:00:59.5", "2024-01-01 00:01:00"], tz="UTC")
+    bars = make_ohlcv(2, seed=1).set_axis(idx.rename("timestamp").as_unit("ns"))
+    with pytest.raises(DataError, match="finer than the timeframe 1m") as err:
+        store.write_bars("BTCUSDT", "1m", bars)
+    assert "2024-01-01T00:00:59.500000Z and 2024-01-01T00:01:00Z" in str(err.value)
+    assert (err.value.row, err.value.column) == (2, "timestamp")
+    assert store.symbols() == []
+
+
+# --- one bar per bucket --------------------------------------------------------------------
+
+
+def hourly(times: list[str], seed: int) -> pd.DataFrame:
+    idx = pd.DatetimeIndex(times, tz="UTC").rename("timestamp").as_unit("ns")
+    return make_ohlcv(len(idx), timeframe="1h", seed=seed).set_axis(idx)
+
+
+def upsert_by_bucket(old: pd.DataFrame, new: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Reference: old bars whose bucket holds a new bar are dropped, the new bars added."""
+    step = TIMEFRAMES[timeframe].value
+    taken = np.isin(old.index.asi8 // step, new.index.asi8 // step)
+    return pd.concat([old[~taken], new]).sort_index()
+
+
+def assert_one_bar_per_bucket_and_consistent(store: Store, expected: pd.DataFrame) -> None:
+    got = store.read_bars("BTCUSDT", "1h")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_freq=False)
+    # Resampling a series to its own timeframe gives one row per stored bar.
+    own = store.resample("BTCUSDT", "1h", source_timeframe="1h")
+    assert len(own) == len(got)
+    np.testing.assert_array_equal(own["volume"].to_numpy(), got["volume"].to_numpy())
+    for tf in ("4h", "1d"):
+        via_rollup = store.resample("BTCUSDT", tf, source_timeframe="1h")
+        raw = store.resample("BTCUSDT", tf, source_timeframe="1h", use_rollups=False)
+        pd.testing.assert_frame_equal(via_rollup, raw, check_exact=True)
+        assert_matches_pandas(via_rollup, expected, tf)
+    cov = store.coverage().iloc[0]
+    assert (cov["rows"], cov["first"], cov["last"]) == (
+        len(expected),
+        expected.index[0],
+        expected.index[-1],
+    )
+    pd.testing.assert_frame_equal(store.gaps("BTCUSDT", "1h"), find_gaps(expected.index, "1h"))
+
+
+def test_on_grid_bars_replace_off_grid_bars_of_the_same_bucket(store: Store) -> None:
+    off = feb_2018_bars()  # 43 bars at hh:28:14 from 2018-02-09 09:28:14
+    assert store.write_bars("BTCUSDT", "1h", off) == 53
+    # An on-grid source of part of the same hours (and two hours beyond), other values.
+    on = hourly(
+        [f"2018-02-09 {h:02d}:00" for h in range(8, 14)]
+        + ["2018-02-11 03:00", "2018-02-11 04:00", "2018-02-11 09:00"],
+        seed=12,
+    )
+    # 08:00 was empty (in the gap), 09..13 and 03:00 held an off-grid bar, 04:00 an on-grid
+    # one, 09:00 on the 11th was after the last bar: 2 buckets are new.
+    assert store.write_bars("BTCUSDT", "1h", on) == 2
+    expected = upsert_by_bucket(off, on, "1h")
+    assert len(expected) == 55
+    assert_one_bar_per_bucket_and_consistent(store, expected)
+    # The other way round, new values win too: an off-grid bar replaces an on-grid one.
+    back = off.loc["2018-02-09 10:00":"2018-02-09 11:00"].copy()
+    back["volume"] *= 2
+    assert store.write_bars("BTCUSDT", "1h", back) == 0
+    expected = upsert_by_bucket(expected, back, "1h")
+    assert_one_bar_per_bucket_and_consistent(store, expected)
+    # Writing the same bars again changes nothing.
+    assert store.write_bars("BTCUSDT", "1h", back) == 0
+    assert_one_bar_per_bucket_and_consistent(store, expected)
+
+
+def test_replacing_the_first_and_last_bar_moves_first_and_last(store: Store) -> None:
+    store.write_bars("BTCUSDT", "1h", hourly(["2024-01-01 00:00", "2024-01-01 01:00"], seed=1))
+    later = hourly(["2024-01-01 00:30", "2024-01-01 01:45"], seed=2)  # same two buckets
+    assert store.write_bars("BTCUSDT", "1h", later) == 0
+    cov = store.coverage().iloc[0]
+    assert (cov["first"], cov["last"], cov["rows"]) == (later.index[0], later.index[-1], 2)
+    assert store.last_timestamp("BTCUSDT", "1h") == later.index[-1]
+
+
+def test_write_with_two_bars_in_one_bucket_is_refused_naming_both(store: Store) -> None:
+    bars = hourly(
+        ["2018-02-09 08:00", "2018-02-09 09:00", "2018-02-09 10:00", "2018-02-09 10:28:14"]
+        + [f"2018-02-09 {h}:00" for h in range(11, 16)],
+        seed=3,
+    )
+    with pytest.raises(DataError, match="same 1h bucket") as err:
+        store.write_bars("BTCUSDT", "1h", bars)
+    assert "2018-02-09T10:00:00Z and 2018-02-09T10:28:14Z" in str(err.value)
+    assert (err.value.row, err.value.column) == (4, "timestamp")
+    assert store.symbols() == []  # nothing written
+
+
+def test_real_binance_hourly_files_with_off_grid_bars_merge_one_bar_per_hour(
+    shared_data: Path,
+) -> None:
+    from chimera_lab.data import load_ohlcv
+
+    old = load_ohlcv(shared_data / "btcusdt_1h_binance_20170817_20240101.csv.gz")
+    new = load_ohlcv(shared_data / "btcusdt_1h_binance_20180101_20260516.csv.gz")
+    store = Store(":memory:", settings=make_settings())
+    assert store.write_bars("BTCUSDT", "1h", old) == 55_765
+    # 42 of the 43 off-grid hours of Feb 2018 in the first file are on-grid in the second.
+    assert store.write_bars("BTCUSDT", "1h", new) == 20_779
+    expected = upsert_by_bucket(old, new, "1h")
+    assert len(expected) == 76_544
+    assert_one_bar_per_bucket_and_consistent(store, expected)
+    assert len(store.resample("BTCUSDT", "1h", source_timeframe="1h")) == 76_544
+
+
+def test_store_written_before_one_bar_per_bucket_is_upgraded_on_next_write(
+    store_url: str,
+) -> None:
+    import duckdb
+
+    store = Store(store_url, settings=make_settings(store_url))
+    off = feb_2018_bars()
+    store.write_bars("BTCUSDT", "1h", off)
+    store.write_bars("ETHUSDT", "1h", off)
+    # What schema version 1 left after importing an on-grid source on top: on-grid bars
+    # stored next to the off-grid ones (here for 09:00 .. 11:00 of the 9th), counted.
+    on = hourly(["2018-02-09 09:00", "2018-02-09 10:00", "2018-02-09 11:00"], seed=4)
+    con = duckdb.connect(store_url)
+    try:
+        con.register("extra", on.reset_index().assign(ts=on.index.asi8))
+        con.execute(
+            "INSERT INTO bars SELECT 1, ts, open, high, low, close, volume FROM extra;"
+            "UPDATE series SET bar_count = bar_count + 3 WHERE id = 1;"
+            "UPDATE chimera_meta SET value = '1' WHERE key = 'schema_version'"
+        )
+    finally:
+        con.close()
+    assert len(store.read_bars("BTCUSDT", "1h")) == 56  # reads show what is stored
+    store.write_bars("ETHUSDT", "1h", off.iloc[:1])  # any write upgrades the whole store
+    # The earliest bar of each bucket is kept: the on-grid one.
+    expected = upsert_by_bucket(off, on, "1h")
+    assert_one_bar_per_bucket_and_consistent(store, expected)
+    con = duckdb.connect(store_url, read_only=True)
+    try:
+        assert con.execute("SELECT value FROM chimera_meta").fetchall() == [("2",)]
+    finally:
+        con.close()
+    pd.testing.assert_frame_equal(
+        store.read_bars("ETHUSDT", "1h"), off, check_exact=True, check_freq=False
+    )
+
+
+def test_store_path_that_is_a_directory_is_an_error(tmp_path: Path) -> None:
+    store = Store(tmp_path, settings=make_settings())
+    with pytest.raises(StoreError, match="is a directory, not a DuckDB file"):
+        store.coverage()
+    with pytest.raises(StoreError, match="is a directory"):
+        store.write_bars("BTCUSDT", "1m", make_ohlcv(3))
+
+
 # --- reads ---------------------------------------------------------------------------------
 
 
@@ -208,8 +374,11 @@ def test_read_bars_window_is_inclusive_and_accepts_time_types(
         got = store.read_bars("BTCUSDT", "1m", start=start, end=end)
         pd.testing.assert_frame_equal(got, expected, check_exact=True, check_freq=False)
     assert store.read_bars("BTCUSDT", "1m", start="2030-01-01").shape == (0, 5)
-    with pytest.raises(ConfigError, match="after end"):
+    with pytest.raises(ConfigError, match="after end") as err:
         store.read_bars("BTCUSDT", "1m", start=t1, end=t0)
+    assert str(err.value) == (
+        "start 2024-01-01T03:20:00Z is after end 2024-01-01T01:40:00Z; swap them"
+    )
     with pytest.raises(ConfigError, match="not a date/time"):
         store.read_bars("BTCUSDT", "1m", start="yesterday-ish")
 
@@ -511,7 +680,8 @@ def test_large_overlapping_rewrite_is_exact(store_url: str) -> None:
 
 
 def test_bars_reads_stored_or_resamples_from_the_finest_divisor(tmp_path: Path) -> None:
-    store = Store(str(tmp_path / "b.duckdb"))
+    url = str(tmp_path / "b.duckdb")
+    store = Store(url, settings=make_settings(url))
     store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
     store.write_bars("BTCUSDT", "5m", make_ohlcv(120, seed=6, timeframe="5m"))
     pd.testing.assert_frame_equal(store.bars("BTCUSDT", "5m"), store.read_bars("BTCUSDT", "5m"))

@@ -8,6 +8,7 @@ processes are started with ``sys.executable -c``; every loop and wait here is bo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,7 +50,9 @@ while True:
     store.coverage()
     finished = (flags / "done").exists()
     reads += 1
-    during += began and not finished
+    if began and not finished:
+        during += 1
+        (flags / f"during-{name}").touch()
     if reads == 1:
         (flags / f"ready-{name}").touch()
     if finished and reads >= 3:
@@ -58,19 +61,26 @@ while True:
 """
 
 WRITER = r"""
-import sys
+import sys, time
 from pathlib import Path
 from chimera_lab.config import Settings
 from chimera_lab.data import Store
 from chimera_lab.data.synthetic import make_ohlcv
 
 url, flags, chunk, chunks, overlap = sys.argv[1], Path(sys.argv[2]), *map(int, sys.argv[3:6])
+readers = sys.argv[6].split(",") if len(sys.argv) > 6 else []
 store = Store(url, settings=Settings(_env_file=None, store={"url": url}))
 bars = make_ohlcv(chunk * chunks, seed=3)
 (flags / "started").touch()
 new = 0
 for k in range(1, chunks):
     new += store.write_bars("BTCUSDT", "1m", bars.iloc[k * chunk - overlap:(k + 1) * chunk])
+    if k == 1:  # the import is under way: let each reader finish a read in it (bounded)
+        deadline = time.monotonic() + 120
+        while not all((flags / f"during-{r}").exists() for r in readers):
+            if time.monotonic() > deadline:
+                raise SystemExit("writer: the readers did not read during the import")
+            time.sleep(0.01)
 (flags / "done").touch()
 print(new)
 """
@@ -120,6 +130,14 @@ def finish(proc: subprocess.Popen[str], timeout_s: float = 240) -> str:
     return out
 
 
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CHIMERA_* variable of the caller reaches these tests or their worker processes."""
+    for name in list(os.environ):
+        if name.upper().startswith("CHIMERA_"):
+            monkeypatch.delenv(name)
+
+
 def make_settings(url: str, **store: object) -> Settings:
     return Settings(_env_file=None, store={"url": url, **store})  # type: ignore[call-arg]
 
@@ -134,7 +152,7 @@ def test_two_readers_keep_reading_while_a_third_process_imports(tmp_path: Path) 
     readers = [spawn(READER, url, flags, name) for name in ("a", "b")]
     try:
         wait_for(lambda: all((flags / f"ready-{n}").exists() for n in "ab"), 60, "readers")
-        writer = spawn(WRITER, url, flags, CHUNK, CHUNKS, OVERLAP)
+        writer = spawn(WRITER, url, flags, CHUNK, CHUNKS, OVERLAP, "a,b")
         assert int(finish(writer)) == CHUNK * (CHUNKS - 1)
         for reader in readers:
             finish(reader)
@@ -205,3 +223,42 @@ def test_lock_timeout_names_the_process_holding_the_store(tmp_path: Path) -> Non
             holder.kill()
             holder.communicate()
     assert len(waiter.read_bars("BTCUSDT", "1m")) == 10
+
+
+FORKER = r"""
+import os, sys
+from chimera_lab.config import Settings
+from chimera_lab.data import Store
+from chimera_lab.data.synthetic import make_ohlcv
+
+url = sys.argv[1]
+store = Store(url, settings=Settings(_env_file=None, store={"url": url}))
+store.write_bars("BTCUSDT", "1m", make_ohlcv(10, seed=1))
+go_r, go_w = os.pipe()
+with store.session(write=True):
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(20, seed=1))
+    child = os.fork()  # inherits the writer's gate fd, like a multiprocessing worker
+    if child == 0:  # stays in the session's block and outlives the parent's session
+        os.close(go_w)
+        os.read(go_r, 1)  # until the parent writes or exits (then the pipe closes)
+        os._exit(0)
+os.close(go_r)
+try:
+    # The session is over: another writer and a reader get in at once, child or no child.
+    other = Store(url, settings=Settings(_env_file=None, store={"url": url, "lock_timeout_s": 2}))
+    print(other.write_bars("BTCUSDT", "1m", make_ohlcv(30, seed=1)), flush=True)
+    print(len(other.read_bars("BTCUSDT", "1m")), flush=True)
+finally:
+    os.write(go_w, b"x")
+    _, status = os.waitpid(child, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_child_forked_in_a_write_session_does_not_keep_the_store_locked(
+    tmp_path: Path,
+) -> None:
+    url = str(tmp_path / "forked.duckdb")
+    proc = spawn(FORKER, url)
+    assert finish(proc, timeout_s=120).split() == ["10", "30", "0"]

@@ -10,7 +10,9 @@ duplicate error, and replays scripted faults per path:
 - ``"reset"``: execute, then raise ``httpx.RemoteProtocolError`` (connection dropped);
 - ``"accept_500"``: execute, then answer 502 (a gateway failing after the server acted);
 - ``"connect"``: raise ``httpx.ConnectError`` (nothing reached the server);
-- ``"500"`` / ``"429"`` / ``"busy"``: an error answer without executing.
+- ``"500"`` / ``"429"`` / ``"busy"``: an error answer without executing;
+- ``"lagging"``: an order lookup that does not show the order yet (eventual consistency);
+- ``"hang"``: never answer (until the caller gives up or is cancelled).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import httpx
 
@@ -57,6 +59,10 @@ class FakeBitget:
     passphrase: str = PASSPHRASE
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     candles: list[list[str]] = field(default_factory=list)
+    # How endTime bounds history rows (unverified upstream): "exclusive", "inclusive", or
+    # "floored" / "floored_inclusive" (endTime first floored to the bar, bar_ms).
+    end_semantics: str = "exclusive"
+    bar_ms: int = 60_000
     faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by clientOid
     requests: list[httpx.Request] = field(default_factory=list)
@@ -101,6 +107,12 @@ class FakeBitget:
             return self.error(429, "429", "Too Many Requests")
         if kind == "busy":
             return self.error(200, "40015", "System busy")
+        if kind == "hang":
+            await asyncio.Event().wait()
+        if kind == "lagging":
+            if path.endswith("/detail"):
+                return self.error(400, "40109", "The data of the order cannot be found")
+            return self.ok([])
         response = self.dispatch(request, path, body)
         if kind == "accept_timeout":
             raise httpx.ReadTimeout("timed out after the server acted", request=request)
@@ -123,7 +135,8 @@ class FakeBitget:
             return self.error(400, "40005", "Invalid ACCESS_TIMESTAMP")
         if abs(int(ts) - self.now_ms()) > 30_000:
             return self.error(400, "40008", "Request timestamp expired")
-        query = request.url.query.decode()
+        # Bitget signs the raw query: what was received, URL-decoded (bitget-api.md section 2).
+        query = unquote_plus(request.url.query.decode())
         expected = sign(self.secret, ts, request.method, path, query, body.decode())
         if headers.get("ACCESS-SIGN") != expected:
             return self.error(400, "40009", "sign signature error")
@@ -144,7 +157,13 @@ class FakeBitget:
         if path.endswith("/market/candles") or path.endswith("/market/history-candles"):
             rows = self.candles
             if "endTime" in params:
-                rows = [r for r in rows if int(r[0]) < int(params["endTime"])]
+                end = int(params["endTime"])
+                if self.end_semantics.startswith("floored"):
+                    end = end // self.bar_ms * self.bar_ms
+                if self.end_semantics.endswith("inclusive"):
+                    rows = [r for r in rows if int(r[0]) <= end]
+                else:
+                    rows = [r for r in rows if int(r[0]) < end]
             if "startTime" in params:
                 rows = [r for r in rows if int(r[0]) > int(params["startTime"])]
             limit = int(params.get("limit", 100))

@@ -3,13 +3,25 @@ error mapping, retries, circuit breaking, exactly-once orders, logging and life 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import ccxt
 import pytest
-from exchange_fakes import KEY, PASSPHRASE, SECRET, FakeBitget, FakeClock, make_settings
+from exchange_fakes import (
+    KEY,
+    PASSPHRASE,
+    SECRET,
+    FakeBitget,
+    FakeClock,
+    FakeOrder,
+    make_settings,
+    settle,
+)
 
 from chimera_lab.errors import (
     AuthenticationError,
@@ -35,6 +47,8 @@ from chimera_lab.exchange.base import (
 )
 from chimera_lab.exchange.bitget import BitgetClient, ClientState, map_bitget_error
 from chimera_lab.exchange.endpoints import endpoint
+from chimera_lab.exchange.parsing import datetime_to_ms
+from chimera_lab.exchange.resilience import CircuitState
 from chimera_lab.logging import configure_logging
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -95,6 +109,35 @@ async def test_get_with_query_is_signed_over_the_sorted_query_it_sends() -> None
     assert request.headers["ACCESS-SIGN"] == "5qlpFLwF63bbVQuOr9h7T1oD8yTRvFwbxguwtXGfc14="
 
 
+@pytest.mark.parametrize(
+    ("product", "ccxt_path", "ccxt_api", "params"),
+    [
+        ("spot", "v2/spot/trade/orderInfo", ["private", "spot"], {"clientOid": "a+b#c"}),
+        (
+            "usdt-futures", "v2/mix/order/detail", ["private", "mix"],
+            {"clientOid": "a+b#c", "symbol": "BTCUSDT", "productType": "USDT-FUTURES"},
+        ),
+    ],
+)  # fmt: skip
+async def test_query_with_hash_and_plus_is_signed_raw_and_sent_encoded_like_ccxt(
+    product: str, ccxt_path: str, ccxt_api: list[str], params: dict[str, str]
+) -> None:
+    # bitget-api.md section 2: Bitget signs the un-escaped k=v&... string; the URL is
+    # percent-encoded. ccxt (an independent implementation) must produce the same request.
+    fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
+    fake.orders["a+b#c"] = FakeOrder("1001", "a+b#c", "BTCUSDT", "buy", "limit", "1000", "0.01")
+    async with client(fake, product=product) as ex:
+        order = await ex.get_order("BTCUSDT", client_oid="a+b#c")
+    assert order.client_oid == "a+b#c"  # the fake verified the signature (no 40009)
+    ours = fake.requests[0]
+    reference = ccxt.bitget({"apiKey": KEY, "secret": SECRET, "password": PASSPHRASE})
+    reference.nonce = lambda: int(WORKED_TS * 1000)
+    theirs = reference.sign(ccxt_path, ccxt_api, "GET", dict(params))
+    assert ours.headers["ACCESS-SIGN"] == theirs["headers"]["ACCESS-SIGN"]
+    assert str(ours.url).split("?", 1)[1] == theirs["url"].split("?", 1)[1]
+    assert b"%23" in ours.url.raw_path and b"%2B" in ours.url.raw_path
+
+
 async def test_get_without_query_matches_worked_example_c() -> None:
     fake = FakeBitget(now_ms=lambda: int(WORKED_TS * 1000))
     async with client(fake) as ex:
@@ -152,6 +195,32 @@ async def test_spot_hourly_granularity_and_history_filtering() -> None:
     assert fake.requests[0].url.path == "/api/v2/spot/market/history-candles"
     assert dict(fake.requests[0].url.params)["granularity"] == "1h"
     assert [c.timestamp.hour for c in candles] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("semantics", ["exclusive", "inclusive", "floored", "floored_inclusive"])
+@pytest.mark.parametrize("offset_s", [0, 30])  # end on a bar boundary, and mid-bar
+async def test_history_page_is_the_same_whatever_endtime_means(
+    semantics: str, offset_s: int
+) -> None:
+    # bitget-api.md section 3.2: whether endTime is inclusive, exclusive or floored to the
+    # bar is unverified. The client sends endTime = end rounded up to the bar and keeps the
+    # bars opening before `end`: the same bars under every reading, none lost.
+    t0 = 1_704_067_200_000
+    fake = FakeBitget(now_ms=lambda: t0 + 500 * 60_000, end_semantics=semantics)
+    fake.candles = [
+        [str(t0 + i * 60_000), "1", "2", "0.5", "1.5", "10", "15", "15"] for i in range(400)
+    ]
+    end_ms = t0 + 100 * 60_000 + offset_s * 1_000
+    async with client(fake) as ex:
+        end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        candles = await ex.get_history_candles("BTCUSDT", "1m", end=end, limit=5)
+    sent = int(dict(fake.requests[0].url.params)["endTime"])
+    assert sent % 60_000 == 0 and sent >= end_ms  # aligned, never before `end`
+    newest = 99 if offset_s == 0 else 100  # the last bar opening before `end`
+    stamps = [datetime_to_ms(c.timestamp) for c in candles]
+    assert stamps[-1] == t0 + newest * 60_000
+    assert stamps == [t0 + i * 60_000 for i in range(newest - len(stamps) + 1, newest + 1)]
+    assert len(stamps) >= 4  # at most the one bar an inclusive endTime adds is filtered
 
 
 async def test_limits_out_of_range_raise_config_errors() -> None:
@@ -324,7 +393,10 @@ async def test_duplicate_client_oid_of_the_same_order_is_recovered() -> None:
     async with client(fake) as ex:
         first = await ex.place_order(worked_order())
         again = await ex.place_order(worked_order())  # e.g. a restarted runner resending
-        assert again == type(again)(first.order_id, first.client_oid, recovered=True)
+        assert (again.order_id, again.client_oid, again.recovered) == (
+            first.order_id, first.client_oid, True,
+        )  # fmt: skip
+        assert again.status is OrderStatus.OPEN  # what the lookup saw
         different = OrderRequest(
             "BTCUSDT", Side.SELL, OrderType.LIMIT, Decimal("1"), price=Decimal("1"),
             client_oid="demo-order-0001",
@@ -343,6 +415,79 @@ async def test_lookup_failure_after_ambiguity_raises_outcome_unknown() -> None:
             await ex.place_order(worked_order())
     assert info.value.client_oid == "demo-order-0001"
     assert fake.executed[PLACE] == 1
+
+
+async def test_duplicate_answer_to_a_retry_with_a_lagging_lookup_is_outcome_unknown() -> None:
+    # The first attempt was accepted but its answer lost; the lookup does not show the order
+    # yet, so the client resends and hears "duplicate clientOid": its own first attempt.
+    fake = FakeBitget()
+    fake.fault(PLACE, "accept_timeout")
+    fake.fault(INFO, "lagging", "lagging")
+    async with client(fake) as ex:
+        with pytest.raises(OutcomeUnknown, match="demo-order-0001") as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+    assert isinstance(info.value.__cause__, DuplicateOrder)
+    assert [r.url.path for r in fake.requests] == [PLACE, INFO, PLACE, INFO]
+    assert len(fake.orders) == 1  # placed exactly once: the caller must reconcile, not resend
+
+
+async def test_duplicate_on_a_first_attempt_names_the_client_oid() -> None:
+    fake = FakeBitget()
+    fake.orders["demo-order-0001"] = FakeOrder(
+        "77", "demo-order-0001", "ETHUSDT", "sell", "market", "0", "3"
+    )  # someone else's order under this clientOid
+    async with client(fake) as ex:
+        with pytest.raises(DuplicateOrder, match="43118") as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+    fake.fault(INFO, "lagging")  # and when the lookup shows nothing either
+    async with client(fake) as ex:
+        with pytest.raises(DuplicateOrder) as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+
+
+async def test_retries_running_out_after_an_ambiguous_attempt_is_outcome_unknown() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "accept_timeout", "429", "429")
+    fake.fault(INFO, "lagging", "lagging")
+    async with client(fake, retry_max_attempts=3) as ex:
+        with pytest.raises(OutcomeUnknown) as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+    assert isinstance(info.value.__cause__, RateLimited)  # not "no order was placed"
+    assert len(fake.orders) == 1
+
+
+async def test_transport_failure_on_the_last_attempt_carries_the_client_oid() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "timeout", "timeout")
+    fake.fault(INFO, "lagging", "lagging")
+    async with client(fake, retry_max_attempts=2) as ex:
+        with pytest.raises(OutcomeUnknown) as info:
+            await ex.place_order(worked_order())
+    assert info.value.client_oid == "demo-order-0001"
+
+
+async def test_cancelled_place_order_logs_its_client_oid() -> None:
+    fake = FakeBitget()
+    fake.fault(PLACE, "hang")
+    stream = io.StringIO()
+    handler = configure_logging(make_settings(), stream=stream)
+    try:
+        async with client(fake) as ex:
+            task = asyncio.get_running_loop().create_task(ex.place_order(worked_order()))
+            await settle(50)
+            assert fake.requests  # sent, and hanging: no answer will come
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
+        logging.getLogger().removeHandler(handler)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    (event,) = [e for e in events if e["event"] == "exchange.order_interrupted"]
+    assert event["client_oid"] == "demo-order-0001" and event["error"] == "CancelledError"
 
 
 async def test_order_rejections_are_not_retried() -> None:
@@ -408,8 +553,6 @@ async def test_every_request_is_logged_without_credentials() -> None:
             with pytest.raises(AuthenticationError):
                 await ex.get_balances()
     finally:
-        import logging
-
         logging.getLogger().removeHandler(handler)
     text = stream.getvalue()
     events = [json.loads(line) for line in text.splitlines()]
@@ -424,6 +567,85 @@ async def test_every_request_is_logged_without_credentials() -> None:
     signatures = [r.headers["ACCESS-SIGN"] for r in fake.requests]
     for secret in [SECRET, PASSPHRASE, KEY, *signatures]:
         assert secret not in text
+
+
+async def test_not_found_on_a_cancel_retry_after_a_connect_failure_is_not_success() -> None:
+    # Nothing reached the exchange on the first attempt; meanwhile the order filled, and
+    # Bitget refuses to cancel it. That is not a successful cancel.
+    fake = FakeBitget()
+    cancel = "/api/v2/spot/trade/cancel-order"
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+        fake.orders["demo-order-0001"].status = "filled"
+        fake.fault(cancel, "connect")
+        with pytest.raises(OrderNotFound):
+            await ex.cancel_order("BTCUSDT", order_id=ack.order_id)
+    assert [r.url.path for r in fake.requests] == [PLACE, cancel, cancel]
+
+
+async def test_cancel_after_an_ambiguous_attempt_reports_the_real_final_status() -> None:
+    fake = FakeBitget()
+    cancel = "/api/v2/spot/trade/cancel-order"
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+        # The first cancel attempt times out before the server acts; the order then fills.
+        fake.orders["demo-order-0001"].status = "filled"
+        fake.fault(cancel, "timeout")
+        with pytest.raises(OrderNotFound, match="not cancelled: it is filled"):
+            await ex.cancel_order("BTCUSDT", order_id=ack.order_id)
+        assert [r.url.path for r in fake.requests][-3:] == [cancel, cancel, INFO]
+        # The same ambiguity, but the first attempt did cancel it: a recovered success.
+        fake.orders["demo-order-0001"].status = "live"
+        fake.fault(cancel, "accept_timeout")
+        done = await ex.cancel_order("BTCUSDT", client_oid="demo-order-0001")
+    assert done.recovered and done.status is OrderStatus.CANCELLED
+    assert done.order_id == ack.order_id
+
+
+async def test_cancel_reports_cancelled_status() -> None:
+    fake = FakeBitget()
+    async with client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+        done = await ex.cancel_order("BTCUSDT", order_id=ack.order_id)
+    assert done.status is OrderStatus.CANCELLED and not done.recovered
+
+
+async def test_local_failure_does_not_close_a_half_open_circuit(clock: FakeClock) -> None:
+    fake = FakeBitget()
+    ex = client(fake, clock, circuit_failure_threshold=1, circuit_recovery_s=5.0)
+    ex.circuits["market"].record_failure()  # opened by a failure earlier
+    clock.advance(5.0)
+    assert ex.circuits["market"].state is CircuitState.HALF_OPEN
+    with pytest.raises(RuntimeError, match="async with"):  # never opened: nothing was sent
+        await ex.get_ticker("BTCUSDT")
+    assert ex.circuits["market"].state is CircuitState.HALF_OPEN
+    assert fake.requests == []
+
+
+async def test_analysis_flood_cannot_delay_an_order_past_the_minute_budget(
+    clock: FakeClock,
+) -> None:
+    # Default client windows (500 / 60 s, 10 / s): a minute-long flood of candle reads
+    # uses what it may of the minute's budget; an order then still goes at once, because
+    # rate_limit_trading_reserve keeps a few slots of both windows for orders.
+    t0 = 1_704_067_200_000
+    fake = FakeBitget(now_ms=lambda: t0 + 10 * 60_000)
+    fake.candles = [[str(t0), "1", "2", "0.5", "1.5", "10", "15", "15"]]
+    async with client(fake, clock, rate_limit_per_minute=500, rate_limit_per_second=10) as ex:
+        loop = asyncio.get_running_loop()
+        flood = [loop.create_task(ex.get_candles("BTCUSDT", "1m", limit=5)) for _ in range(600)]
+        for _ in range(60):
+            clock.advance(1.0)
+            await settle(100)
+        assert 480 <= sum(f.done() for f in flood) < 600  # the flood is still running
+        before = clock.now
+        order = loop.create_task(ex.place_order(worked_order()))
+        await settle(100)
+        assert order.done() and clock.now == before  # no wait at all
+        assert (await order).order_id == fake.orders["demo-order-0001"].order_id
+        for task in flood:
+            task.cancel()
+        await asyncio.gather(*flood, return_exceptions=True)
 
 
 async def test_client_life_cycle() -> None:

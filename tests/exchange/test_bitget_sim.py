@@ -22,7 +22,8 @@ from chimera_lab.exchange import (
     Side,
     TimeInForce,
 )
-from chimera_lab.exchange.simulator import BitgetSimulator
+from chimera_lab.exchange.parsing import datetime_to_ms
+from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -124,3 +125,53 @@ async def test_futures_tour() -> None:
         assert [o.order_id for o in await ex.get_open_orders()] == [resting.order_id]
         await ex.cancel_order("BTCUSDT", client_oid=resting.client_oid)
         assert await ex.get_open_orders() == []
+
+
+@pytest.mark.parametrize("product", ["spot", "usdt-futures"])
+async def test_client_oid_with_hash_and_plus_places_finds_and_cancels(product: str) -> None:
+    # '#' and '+' are allowed in a clientOid (bitget-api.md section 6); a GET by clientOid is
+    # signed over the raw query while the URL carries it percent-encoded.
+    async with simulator() as sim, BitgetClient(settings_for(sim, product)) as ex:
+        oid = "a+b#c-1_2"
+        ticker = await ex.get_ticker("BTCUSDT")
+        price = (ticker.last * Decimal("0.8")).quantize(Decimal("0.1"))
+        ack = await ex.place_order(
+            OrderRequest("BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), price=price,
+                         force=TimeInForce.POST_ONLY, client_oid=oid)
+        )  # fmt: skip
+        assert ack.client_oid == oid and not ack.recovered
+        found = await ex.get_order("BTCUSDT", client_oid=oid)
+        assert found.order_id == ack.order_id and found.client_oid == oid
+        assert [o.client_oid for o in await ex.get_open_orders("BTCUSDT")] == [oid]
+        await ex.cancel_order("BTCUSDT", client_oid=oid)
+        assert (await ex.get_order("BTCUSDT", client_oid=oid)).status is OrderStatus.CANCELLED
+    assert [o.client_oid for o in sim.orders] == [oid]
+
+
+@pytest.mark.parametrize("product", ["spot", "usdt-futures"])
+async def test_newest_recent_candle_is_forming_while_replaying_old_data(product: str) -> None:
+    # The simulator replays 2024 (stepped clock) while its wall clock says today: the
+    # envelope's requestTime is market time, so the open bar is not reported closed.
+    async with simulator() as sim, BitgetClient(settings_for(sim, product)) as ex:
+        assert sim.clock.now.year == 2024
+        candles = await ex.get_candles("BTCUSDT", "1m", limit=3)
+        assert [c.closed for c in candles] == [True, True, False]
+        assert datetime_to_ms(candles[-1].timestamp) == sim.clock.now_ms  # the open bar
+        sim.clock.advance(seconds=90)
+        candles = await ex.get_candles("BTCUSDT", "1m", limit=3)
+        assert [c.closed for c in candles] == [True, True, False]
+        assert datetime_to_ms(candles[-1].timestamp) == sim.clock.now_ms - 30_000
+
+
+async def test_5xx_after_the_order_was_accepted_is_reconciled_not_resent() -> None:
+    place = "/api/v2/spot/trade/place-order"
+    async with simulator() as sim, BitgetClient(settings_for(sim, "spot")) as ex:
+        sim.faults = FaultSpec(error_after_accept_rate=1.0, paths=(place,))
+        ticker = await ex.get_ticker("BTCUSDT")
+        ack = await ex.place_order(
+            OrderRequest("BTCUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"),
+                         price=(ticker.last * Decimal("0.8")).quantize(Decimal("0.1")))
+        )  # fmt: skip
+        assert ack.recovered  # learned from the lookup, not from the (failed) answer
+        assert sim.stats.faults["error_after_accept"] == 1 and sim.stats.requests[place] == 1
+    assert sim.orders_accepted == 1 and [o.order_id for o in sim.orders] == [ack.order_id]

@@ -9,13 +9,15 @@ import httpx
 import pandas as pd
 import pytest
 from exchange_fakes import FakeBitget, make_settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import chimera_lab.data
 from chimera_lab.config import Settings
 from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.errors import ConfigError, ExchangeError, StoreError
 from chimera_lab.exchange import BitgetClient, Priority
-from chimera_lab.exchange.fetch import chunk_bounds, fetch_history, fetch_to_store
+from chimera_lab.exchange.fetch import chunk_bounds, fetch_history, fetch_to_store, missing_runs
 from chimera_lab.exchange.simulator import BitgetSimulator
 from chimera_lab.frames import validate_ohlcv
 
@@ -70,7 +72,7 @@ def sim_settings(sim: BitgetSimulator, **bitget: object) -> Settings:
     return Settings(_env_file=None, bitget=values)  # type: ignore[call-arg]
 
 
-BARS = make_ohlcv(3_000, seed=5, start="2024-01-01")  # 1m bars, 2024-01-01 00:00 .. 02-02 02:00
+BARS = make_ohlcv(3_000, seed=5, start="2024-01-01")  # 1m bars, 2024-01-01 00:00 .. 01-03 01:59
 
 
 def replay_sim() -> BitgetSimulator:
@@ -139,6 +141,84 @@ async def test_fetch_resumes_after_an_interruption_and_is_idempotent() -> None:
             assert again.up_to_date and again.requests == 0
     full = store.frames[("BTCUSDT", "1m")]
     assert len(full) == 1_440 and full.index.is_unique and full.index.is_monotonic_increasing
+
+
+async def test_fetch_extending_a_range_backwards_fetches_the_new_start() -> None:
+    store = MemoryStore()
+    async with replay_sim() as sim, BitgetClient(sim_settings(sim)) as ex:
+        first = await fetch_to_store(ex, store, "BTCUSDT", "1m", "2024-01-02", "2024-01-02 12:00")
+        assert first.bars_new == 720
+        wider = await fetch_to_store(ex, store, "BTCUSDT", "1m", "2024-01-01", "2024-01-03")
+    got = store.frames[("BTCUSDT", "1m")]
+    assert got.index.equals(BARS.loc["2024-01-01":"2024-01-02 23:59"].index)  # all 2,880
+    assert wider.bars_stored == 720 and wider.bars_new == wider.bars_fetched == 2_160
+    assert wider.resumed_from is None  # the first bar was missing
+    assert wider.requests == 8 + 4  # 1,440 bars before the stored part, 720 after
+    assert wider.gaps == () and wider.bars_pending == 0
+
+
+async def test_fetch_fills_only_the_holes_of_imported_bars() -> None:
+    store = MemoryStore()
+    imported = BARS.loc["2024-01-01":"2024-01-01 23:59"]
+    imported = imported.drop(imported.loc["2024-01-01 10:00":"2024-01-01 10:29"].index)
+    store.write_bars("BTCUSDT", "1m", imported)  # e.g. from a file, with a 30-bar hole
+    progress: list[int] = []
+    async with replay_sim() as sim, BitgetClient(sim_settings(sim)) as ex:
+        result = await fetch_to_store(
+            ex, store, "BTCUSDT", "1m", "2024-01-01", "2024-01-02", progress=progress.append
+        )
+        again = await fetch_to_store(ex, store, "BTCUSDT", "1m", "2024-01-01", "2024-01-02")
+    assert result.requests == 1 and result.bars_new == result.bars_fetched == 30
+    assert result.resumed_from == pd.Timestamp("2024-01-01 09:59", tz="UTC")
+    assert result.bars_stored == 1_410 and sum(progress) == 1_440
+    assert again.up_to_date and again.requests == 0
+    got = store.frames[("BTCUSDT", "1m")]
+    assert len(got) == 1_440 and got.index.is_unique
+
+
+async def test_exchange_gaps_are_reported_and_not_fetched_in_a_loop() -> None:
+    t0 = 1_704_067_200_000
+    fake = FakeBitget(now_ms=lambda: t0 + 10_000 * 60_000)
+    hole = range(100, 130)  # the exchange has no bars here (maintenance)
+    fake.candles = [
+        [str(t0 + i * 60_000), "1", "2", "0.5", "1.5", "1", "1.5", "1.5"]
+        for i in range(450)
+        if i not in hole
+    ]
+    store = MemoryStore()
+    start = pd.Timestamp(t0, unit="ms", tz="UTC")
+    end = start + pd.Timedelta(minutes=500)  # 50 bars past the newest the exchange has
+    async with BitgetClient(make_settings(), transport=fake.transport()) as ex:
+        first = await fetch_to_store(ex, store, "BTCUSDT", "1m", start, end)
+        rerun = await fetch_to_store(ex, store, "BTCUSDT", "1m", start, end)
+    gap = (start + pd.Timedelta(minutes=100), start + pd.Timedelta(minutes=129))
+    assert first.gaps == (gap,) and first.bars_missing == 30 and first.bars_pending == 50
+    assert first.bars_new == 420 and "30 bars missing on the exchange" in first.describe()
+    assert len(store.frames[("BTCUSDT", "1m")]) == 420
+    # The rerun asks only for what is still missing (the hole and the tail), once each.
+    assert rerun.gaps == (gap,) and rerun.bars_pending == 50 and rerun.bars_new == 0
+    assert rerun.requests <= 3 and rerun.bars_stored == 420
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    present=st.sets(st.integers(0, 39), max_size=40),
+    noise=st.lists(st.integers(-5_000_000, 5_000_000), max_size=5),
+)
+def test_missing_runs_match_a_slow_reference(present: set[int], noise: list[int]) -> None:
+    bar, lo, n = 60_000, 1_000 * 60_000, 40
+    stamps = [lo + i * bar for i in present] + [lo + x for x in noise if x % bar]  # off-grid
+    runs = missing_runs(stamps, lo, lo + n * bar, bar_ms=bar)
+    expected: list[tuple[int, int]] = []
+    for i in range(n):
+        if i in present:
+            continue
+        a = lo + i * bar
+        if expected and expected[-1][1] == a:
+            expected[-1] = (expected[-1][0], a + bar)
+        else:
+            expected.append((a, a + bar))
+    assert runs == expected
 
 
 async def test_fetch_history_pages_backwards_and_deduplicates_overlapping_pages() -> None:
@@ -237,10 +317,6 @@ def test_cli_fetch_pages_into_the_store_and_resumes(monkeypatch: pytest.MonkeyPa
     assert (stored["close"] - expected["close"]).abs().max() < 0.01
 
 
-@pytest.mark.skipif(
-    not hasattr(chimera_lab.data, "Store"),
-    reason="chimera_lab.data.Store lands with the store issue",
-)
 def test_cli_data_fetch_fills_a_real_store_from_the_simulator(tmp_path: object) -> None:
     from click.testing import CliRunner
 
@@ -265,7 +341,7 @@ def test_cli_data_fetch_fills_a_real_store_from_the_simulator(tmp_path: object) 
 
     first, second = asyncio.run(serve_and_fetch())
     assert '"bars_new": 720' in first and '"up_to_date": true' in second
-    stored = chimera_lab.data.Store(store_path).read_bars("BTCUSDT", "1m")  # type: ignore[attr-defined]
+    stored = chimera_lab.data.Store(store_path).read_bars("BTCUSDT", "1m")
     assert len(stored) == 720
     assert stored.index[0] == pd.Timestamp("2024-01-01", tz="UTC")
     _ = datetime

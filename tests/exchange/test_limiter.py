@@ -68,6 +68,50 @@ async def test_low_priority_flood_delays_an_order_by_at_most_one_slot(clock: Fak
     await rec.close()
 
 
+async def test_reserved_slots_keep_orders_instant_through_a_minute_long_flood(
+    clock: FakeClock,
+) -> None:
+    # 10/s and 500/60 s, a few slots of each kept for TRADING. A flood of reads runs for a
+    # whole minute; an order arriving at any moment is granted at once (zero wait), even
+    # when the reads have used up what they may of the minute's budget.
+    limiter = RateLimiter([Window(10, 1.0, reserve=1), Window(500, 60.0, reserve=10)], clock=clock)
+    rec = Recorder(limiter, clock)
+    for i in range(700):
+        rec.submit(f"a{i}", A, "/candles")
+    await settle()
+    assert len(rec.grants) == 9  # the burst stops one short of the 1-second window
+    rec.submit("order-burst", T, "/place-order")
+    await settle()
+    assert rec.grants[-1] == ("order-burst", clock.now)  # mid-burst: no wait at all
+    for second in range(1, 66):
+        clock.advance(1.0)
+        await settle()
+        if second in (30, 55, 58, 60, 65):  # before, at and after the minute budget runs out
+            label = f"order-{second}"
+            rec.submit(label, T, "/place-order")
+            await settle()
+            assert rec.grants[-1] == (label, clock.now), f"{label} had to wait"
+    reads = [t for label, t in rec.grants if label.startswith("a")]
+    orders = [t for label, t in rec.grants if label.startswith("order")]
+    # The reads never took more than their share of either window...
+    for t in reads:
+        assert sum(1 for u in reads if t - 60.0 < u <= t) <= 490
+        assert sum(1 for u in reads if t - 1.0 < u <= t) <= 9
+    # ...and everything together stayed inside both windows.
+    every = sorted(reads + orders)
+    for t in every:
+        assert sum(1 for u in every if t - 60.0 < u <= t) <= 500
+        assert sum(1 for u in every if t - 1.0 < u <= t) <= 10
+    await rec.close()
+
+
+def test_window_reserve_must_leave_room() -> None:
+    with pytest.raises(ConfigError, match="reserve"):
+        Window(10, 1.0, reserve=10)
+    with pytest.raises(ConfigError, match="reserve"):
+        Window(10, 1.0, reserve=-1)
+
+
 async def test_order_arriving_during_spaced_slots_is_next(clock: FakeClock) -> None:
     # One request per 100 ms: every grant is one slot.
     limiter = RateLimiter([Window(1, 0.1)], clock=clock)

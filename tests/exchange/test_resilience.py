@@ -9,6 +9,7 @@ import pytest
 from exchange_fakes import FakeClock, settle
 
 from chimera_lab.errors import (
+    AuthenticationError,
     CircuitOpenError,
     ConfigError,
     ExchangeUnavailable,
@@ -161,14 +162,60 @@ async def test_half_open_lets_exactly_one_trial_through(clock: FakeClock) -> Non
 
 async def test_business_errors_and_429_do_not_trip_the_circuit(clock: FakeClock) -> None:
     breaker = CircuitBreaker("trade", failure_threshold=2, recovery_s=5.0, clock=clock)
-    for exc in [InvalidOrder("x"), RateLimited("y"), InvalidOrder("z")]:
+    answers = [
+        InvalidOrder("x", code="40020", status=400),
+        RateLimited("y", code="429", status=429),
+        InvalidOrder("z", code="43006", status=400),
+    ]
+    for exc in answers:
         breaker.before_call()
         breaker.record(exc)
     assert breaker.state is CircuitState.CLOSED
     breaker.record(ExchangeUnavailable("a"))
-    breaker.record(InvalidOrder("b"))  # a success in between resets the count
+    breaker.record(InvalidOrder("b", code="40020", status=400))  # an answer: resets the count
     breaker.record(ExchangeUnavailable("c"))
     assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        RateLimited("limiter: 10000 requests already wait"),  # the client's own limiter
+        AuthenticationError("this endpoint needs API credentials"),  # nothing was sent
+        RuntimeError("BitgetClient is closed"),
+        ValueError("a bug"),
+    ],
+)
+async def test_local_errors_are_neutral(clock: FakeClock, local: Exception) -> None:
+    breaker = CircuitBreaker("market", failure_threshold=2, recovery_s=5.0, clock=clock)
+    breaker.record(ExchangeUnavailable("down"))
+    breaker.record(local)  # says nothing about the service: the count stays
+    assert breaker.consecutive_failures == 1
+    breaker.record(ExchangeUnavailable("down"))
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(5.0)
+    breaker.before_call()  # the half-open trial...
+    breaker.record(local)  # ...fails locally: no verdict, the circuit stays half-open
+    assert breaker.state is CircuitState.HALF_OPEN
+    breaker.before_call()  # and the next call is the trial
+    breaker.record(None)
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_a_local_error_through_the_policy_does_not_close_a_half_open_circuit(
+    clock: FakeClock,
+) -> None:
+    breaker = CircuitBreaker("market", failure_threshold=1, recovery_s=5.0, clock=clock)
+    policy = Resilience(RetryPolicy(max_attempts=3, base_delay_s=0.0), breaker, clock=clock)
+    breaker.record_failure()
+    clock.advance(5.0)
+
+    async def limiter_full(attempt: int) -> None:
+        raise RateLimited("limiter: too many waiters")  # local: no code, no status
+
+    with pytest.raises(RateLimited):
+        await policy.call(limiter_full)
+    assert breaker.state is CircuitState.HALF_OPEN
 
 
 async def test_resilient_decorator_composes_retry_and_circuit(clock: FakeClock) -> None:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import time
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from chimera_lab.config import Settings
+from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.errors import AuthenticationError, ExchangeError
 from chimera_lab.exchange import BitgetClient, Candle, Ticker
 from chimera_lab.exchange.parsing import datetime_to_ms
 from chimera_lab.exchange.simulator import BitgetSimulator
-from chimera_lab.exchange.stream import BitgetStream, StreamState
+from chimera_lab.exchange.stream import BitgetStream, StreamState, StreamStatus
+from chimera_lab.logging import configure_logging
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -206,3 +211,193 @@ async def test_long_stream_keeps_memory_flat() -> None:
                 consumer.cancel()
                 await asyncio.gather(consumer, return_exceptions=True)
     assert grown < 64 * 1024, f"adapter memory grew by {grown} bytes over 900 bars"
+
+
+# -- gaps that REST history cannot fill (yet) ------------------------------------------------
+
+
+async def _gap_scenario(
+    *, lag_calls: int | None, backfill_attempts: int
+) -> tuple[list[int], list[StreamStatus], int, int]:
+    # Stream 1m candles, lose the connection for 250 bars (beyond the 200-bar snapshot), and
+    # let REST history lack one of the bars the backfill needs: for the first `lag_calls`
+    # calls (it lags), or for ever (None: a real hole). Returns the streamed bar times, the
+    # gap notices, the missing bar and the number of history calls.
+    bars = make_ohlcv(1_000, seed=11, start="2024-03-01")
+    server = BitgetSimulator(
+        bars, start=300, rate_limits=False, api_key=KEY, api_secret=SECRET, passphrase=PHRASE
+    )
+    async with server:
+        settings = settings_for(server.base_url, server.ws_public_url)
+        got: list[int] = []
+        gaps: list[StreamStatus] = []
+        async with (
+            BitgetClient(settings) as rest,
+            BitgetStream(settings, rest=rest, backfill_attempts=backfill_attempts) as stream,
+        ):
+            original = rest.get_history_candles
+            drop = 0
+            calls = 0
+
+            async def lagging(*args: object, **kwargs: object) -> list[Candle]:
+                nonlocal calls
+                calls += 1
+                page = await original(*args, **kwargs)  # type: ignore[arg-type]
+                if lag_calls is None or calls <= lag_calls:
+                    page = [c for c in page if datetime_to_ms(c.timestamp) != drop]
+                return page
+
+            rest.get_history_candles = lagging  # type: ignore[method-assign]
+            await stream.subscribe_candles("BTCUSDT", "1m")
+            await stream.wait_ready(10)
+
+            async def consume() -> None:
+                async for event in stream:
+                    if isinstance(event, Candle):
+                        got.append(datetime_to_ms(event.timestamp))
+                    elif isinstance(event, StreamStatus) and event.kind == "gap":
+                        gaps.append(event)
+
+            consumer = asyncio.create_task(consume(), name="gap-consumer")
+            await server.clock.advance_async(bars=2)
+            await poll(lambda: len(got) >= 1)
+            await server.disconnect_websockets()
+            server.clock.advance(bars=250)
+            drop = server.clock.now_ms - 240 * 60_000  # needed by the backfill, not snapshot
+
+            def caught_up() -> bool:  # the newest closed bar has arrived
+                return bool(got) and got[-1] == server.clock.now_ms - 60_000
+
+            for push in range(backfill_attempts + 2):  # each push retries an open gap
+                await poll(lambda n=push: calls > n or caught_up(), 15.0)  # type: ignore[misc]
+                if caught_up():
+                    break
+                await server.clock.advance_async(bars=1)
+            await poll(caught_up, 15.0)
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+    return got, gaps, drop, calls
+
+
+async def test_backfill_waits_for_lagging_rest_history_instead_of_skipping_a_bar() -> None:
+    got, gaps, drop, calls = await _gap_scenario(lag_calls=2, backfill_attempts=5)
+    assert drop in got and gaps == []
+    assert got == sorted(set(got)), "a bar twice or out of order"
+    assert all(b - a == 60_000 for a, b in zip(got, got[1:], strict=False)), "a gap"
+    assert calls >= 3  # retried on later pushes until history had the bar
+
+
+async def test_a_bar_missing_for_good_is_reported_as_a_gap_and_the_stream_moves_on() -> None:
+    got, gaps, drop, _ = await _gap_scenario(lag_calls=None, backfill_attempts=3)
+    assert drop not in got
+    assert got == sorted(set(got))
+    holes = [(a, b) for a, b in zip(got, got[1:], strict=False) if b - a != 60_000]
+    assert holes == [(drop - 60_000, drop + 60_000)]  # exactly that bar, nothing else
+    (gap,) = gaps
+    assert gap.attempt == 3 and gap.gap is not None
+    assert [datetime_to_ms(t) for t in gap.gap] == [drop, drop]
+    assert "BTCUSDT 1m: 1 closed bars" in gap.reason
+
+
+# -- reconnect backoff, login clock, keep-alive failures --------------------------------------
+
+
+async def _disconnect_attempts(hold_s: float, stable_after_s: float, n: int) -> list[int]:
+    # A server that accepts, acknowledges the subscription, keeps the connection `hold_s`
+    # and closes it. Returns the `attempt` of the first `n` disconnect notices.
+    async def flaky(ws: ServerConnection) -> None:
+        async for message in ws:
+            for arg in json.loads(message)["args"]:
+                await ws.send(json.dumps({"event": "subscribe", "arg": arg}))
+            await asyncio.sleep(hold_s)
+            await ws.close()
+            return
+
+    async with serve(flaky, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        settings = settings_for(
+            "http://127.0.0.1:9", f"ws://127.0.0.1:{port}", ws_reconnect_base_delay_s=0.005,
+            ws_reconnect_max_delay_s=0.04,
+        )  # fmt: skip
+        stream = BitgetStream(settings, rest=BitgetClient(settings), stable_after_s=stable_after_s)
+        attempts: list[int] = []
+        async with stream:
+            await stream.subscribe_ticker("BTCUSDT")
+            async with asyncio.timeout(30):
+                while len(attempts) < n:
+                    event = await stream.next_event()
+                    if isinstance(event, StreamStatus) and event.kind == "disconnected":
+                        attempts.append(event.attempt)
+    return attempts
+
+
+async def test_reconnect_backoff_keeps_growing_while_connections_drop_at_once() -> None:
+    # Connecting succeeds every time, but the connection never becomes stable: the backoff
+    # must not reset (a reset on every connect makes a reconnect storm).
+    assert await _disconnect_attempts(hold_s=0.0, stable_after_s=30.0, n=5) == [1, 2, 3, 4, 5]
+
+
+async def test_reconnect_backoff_resets_after_a_stable_connection() -> None:
+    assert await _disconnect_attempts(hold_s=1.0, stable_after_s=0.2, n=3) == [1, 1, 1]
+
+
+async def test_ws_login_uses_the_rest_clients_measured_clock_offset() -> None:
+    server = BitgetSimulator(
+        history_bars=100, rate_limits=False, server_time_offset_ms=45_000,
+        api_key=KEY, api_secret=SECRET, passphrase=PHRASE,
+    )  # fmt: skip
+    async with server:
+        settings = settings_for(server.base_url, server.ws_private_url)
+        async with BitgetClient(settings) as rest, BitgetStream(settings, rest=rest) as stream:
+            await rest.sync_time()  # the local clock is 45 s behind the server's
+            assert 44_000 < rest.time_offset_ms < 46_000
+            await stream.subscribe_orders()
+            await stream.wait_ready(10)  # logged in with the corrected timestamp
+            assert stream.stats.connects == 1 and stream.stats.reconnects == 0
+
+
+async def test_ws_login_refused_for_its_timestamp_resyncs_once_and_retries() -> None:
+    server = BitgetSimulator(
+        history_bars=100, rate_limits=False, server_time_offset_ms=45_000,
+        api_key=KEY, api_secret=SECRET, passphrase=PHRASE,
+    )  # fmt: skip
+    async with server:
+        settings = settings_for(server.base_url, server.ws_private_url)
+        async with BitgetClient(settings) as rest, BitgetStream(settings, rest=rest) as stream:
+            await stream.subscribe_orders()  # no sync yet: the first login is refused (30014)
+            await stream.wait_ready(10)
+            assert 44_000 < rest.time_offset_ms < 46_000
+        strict = settings_for(server.base_url, server.ws_private_url, auto_time_sync=False)
+        async with BitgetClient(strict) as rest, BitgetStream(strict, rest=rest) as stream:
+            await stream.subscribe_orders()
+            with pytest.raises(AuthenticationError, match="30014"):
+                await stream.wait_ready(10)
+
+
+async def test_a_failing_keepalive_is_logged_and_the_connection_rebuilt() -> None:
+    async with sim() as server:
+        settings = settings_for(server.base_url, server.ws_public_url, ws_ping_interval_s=0.05)
+        lines = io.StringIO()
+        handler = configure_logging(settings, stream=lines)
+        try:
+            async with BitgetClient(settings) as rest, BitgetStream(settings, rest=rest) as stream:
+                await stream.subscribe_ticker("BTCUSDT")
+                await stream.wait_ready(10)
+                original = stream._send
+                broken = True
+
+                async def send(sock: Any, ws: Any, text: str) -> None:
+                    nonlocal broken
+                    if text == "ping" and broken:
+                        broken = False
+                        raise RuntimeError("a bug in the keep-alive")
+                    await original(sock, ws, text)
+
+                stream._send = send  # type: ignore[method-assign]
+                await poll(lambda: stream.stats.reconnects >= 1)
+                await stream.wait_ready(10)  # and it is back
+        finally:
+            logging.getLogger().removeHandler(handler)
+    events = [json.loads(line) for line in lines.getvalue().splitlines()]
+    failed = [e for e in events if e["event"] == "exchange.ws.pinger_failed"]
+    assert len(failed) == 1 and "a bug in the keep-alive" in failed[0]["error"]

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from chimera_lab.exchange.simulator.api import ApiError
 from chimera_lab.exchange.simulator.clock import SimClock
-from chimera_lab.exchange.simulator.engine import FeeSchedule, Position, SimFill, SimOrder
 from chimera_lab.exchange.simulator.faults import FaultSpec
 from chimera_lab.exchange.simulator.market import MarketData
+from chimera_lab.exchange.simulator.models import FeeSchedule, Position, SimFill, SimOrder
 from chimera_lab.exchange.simulator.ratelimit import RateLimitRule, SimStats
-from chimera_lab.exchange.simulator.rest import ENDPOINTS
+from chimera_lab.exchange.simulator.routes import SIM_ENDPOINTS
 from chimera_lab.exchange.simulator.server import TIMESTAMP_SKEW_MS, BitgetSimulator
 
 __all__ = [
-    "ENDPOINTS",
+    "SIM_ENDPOINTS",
     "TIMESTAMP_SKEW_MS",
     "ApiError",
     "BitgetSimulator",

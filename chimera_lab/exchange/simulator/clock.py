@@ -1,8 +1,10 @@
 """The simulator's market clock: stepped by a test, real time, or real time sped up.
 
-The market clock says which replayed bars are closed and where the open bar stands. It is
-separate from the *server* clock (``GET /api/v2/public/time``, the ``ACCESS-TIMESTAMP`` check,
-``requestTime``), which is wall time as on the real exchange: a replay of 2024 data signs and
+The market clock says which replayed bars are closed and where the open bar stands; the
+envelope's ``requestTime`` and the WebSocket push ``ts`` report it too (on Bitget they are the
+server clock, which is market time, and clients compare bar times with them). It is separate
+from the *server* clock (``GET /api/v2/public/time``, the ``ACCESS-TIMESTAMP`` and WebSocket
+login checks), which is wall time as on the real exchange: a replay of 2024 data signs and
 authenticates in today's time while its candles carry 2024 timestamps.
 
 Examples

@@ -39,12 +39,23 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any
 
 from chimera_lab.exchange.simulator.api import ApiError, invalid, missing
 from chimera_lab.exchange.simulator.market import MarketData
+from chimera_lab.exchange.simulator.models import (
+    _Q8,
+    _ZERO,
+    Account,
+    FeeSchedule,
+    Market,
+    Position,
+    SimFill,
+    SimOrder,
+    _q,
+    dec,
+)
 
 __all__ = [
     "Account",
@@ -55,132 +66,9 @@ __all__ = [
     "SimOrder",
 ]
 
-Market = Literal["spot", "mix"]
-_Q8 = Decimal("0.00000001")
-_ZERO = Decimal(0)
 # FAQ Q13: 0-9 a-z A-Z - + _ # ; length < 50 (codes 40304 too long / 40305 bad characters,
 # which code covers which case is unverified).
 _OID = re.compile(r"^[0-9A-Za-z\-+_#]+$")
-
-
-def _q(x: Decimal) -> Decimal:
-    return x.quantize(_Q8, rounding=ROUND_DOWN)
-
-
-def dec(value: Any, name: str) -> Decimal:
-    """Parse a request number (string or JSON number) as a Decimal, or raise 40020."""
-    try:
-        d = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise invalid(name, f"{value!r} is not a number") from None
-    if not d.is_finite():
-        raise invalid(name, f"{value!r} is not a number")
-    return d
-
-
-@dataclass(frozen=True)
-class FeeSchedule:
-    """Maker/taker fee rates (fractions: 0.001 = 0.1 %), Bitget's standard tier by default."""
-
-    spot_maker: Decimal = Decimal("0.001")
-    spot_taker: Decimal = Decimal("0.001")
-    mix_maker: Decimal = Decimal("0.0002")
-    mix_taker: Decimal = Decimal("0.0006")
-
-    def rate(self, market: Market, scope: str) -> Decimal:
-        """Return the rate for ``market`` (``spot``/``mix``) and ``scope`` (maker/taker)."""
-        rate: Decimal = getattr(self, f"{market}_{scope}")
-        return rate
-
-
-@dataclass
-class SimFill:
-    """One execution."""
-
-    trade_id: str
-    order_id: str
-    symbol: str
-    market: Market
-    side: str
-    price: Decimal
-    size: Decimal
-    quote: Decimal
-    fee: Decimal  # positive amount charged
-    fee_coin: str
-    scope: str  # "maker" / "taker"
-    time_ms: int
-    profit: Decimal = _ZERO
-    trade_side: str = ""
-
-
-@dataclass
-class SimOrder:
-    """One accepted order and its state (``sim.orders`` lists these)."""
-
-    order_id: str
-    client_oid: str
-    symbol: str
-    market: Market
-    side: str
-    order_type: str
-    force: str
-    price: Decimal | None
-    size: Decimal  # spot market buy: quote amount
-    c_time: int
-    u_time: int
-    status: str = "live"  # live / partially_filled / filled / cancelled
-    filled_size: Decimal = _ZERO
-    filled_quote: Decimal = _ZERO
-    fee: Decimal = _ZERO
-    fee_coin: str = ""
-    reduce_only: bool = False
-    trade_side: str = ""
-    margin_mode: str = "crossed"
-    margin_coin: str = "USDT"
-    cancel_reason: str = ""
-    frozen: Decimal = _ZERO  # spot: frozen coin amount; mix: frozen margin
-    checked_ms: int = 0  # resting orders: path examined up to here
-    profit: Decimal = _ZERO
-    fills: list[SimFill] = field(default_factory=list)
-
-    @property
-    def is_open(self) -> bool:
-        """Whether the order can still fill."""
-        return self.status in ("live", "partially_filled")
-
-    @property
-    def price_avg(self) -> Decimal:
-        """Average fill price (0 before any fill)."""
-        return _q(self.filled_quote / self.filled_size) if self.filled_size else _ZERO
-
-
-@dataclass
-class Position:
-    """Net USDT-M position of one symbol (one-way mode)."""
-
-    symbol: str
-    size: Decimal = _ZERO  # signed base quantity: > 0 long, < 0 short
-    entry: Decimal = _ZERO
-    margin: Decimal = _ZERO
-    achieved: Decimal = _ZERO
-    total_fee: Decimal = _ZERO
-    c_time: int = 0
-    u_time: int = 0
-
-
-@dataclass
-class Account:
-    """Balances: spot coins and the USDT-M futures account."""
-
-    spot: dict[str, list[Decimal]] = field(default_factory=dict)  # coin -> [available, frozen]
-    mix_available: Decimal = _ZERO
-    mix_locked: Decimal = _ZERO
-    positions: dict[str, Position] = field(default_factory=dict)
-    funding_paid: Decimal = _ZERO
-
-    def coin(self, name: str) -> list[Decimal]:
-        """Return ``[available, frozen]`` of spot ``name`` (created empty on first use)."""
-        return self.spot.setdefault(name, [_ZERO, _ZERO])
 
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -204,7 +92,10 @@ class MatchingEngine:
     client_oid_window_ms : int or None
         A clientOid stays reserved this long after its order's creation (market time);
         ``None`` reserves it forever. Bitget does not document the window (**unverified**;
-        bitget-api.md §6 suggests 2 h).
+        bitget-api.md §6 suggests 2 h). It is also the retention of finished orders: an
+        order that is filled or cancelled is forgotten (with its clientOid) once it has been
+        final for this long, so a long run's memory stays bounded; ``None`` keeps every
+        order. :attr:`accepted` counts every order ever accepted.
     funding_interval_h : int
         Hours between funding settlements.
     on_event : callable, optional
@@ -236,8 +127,10 @@ class MatchingEngine:
         self.account.mix_available = (
             Decimal(str(futures_balance)) if futures_balance is not None else usdt
         )
-        self.orders: dict[str, SimOrder] = {}
+        self.orders: dict[str, SimOrder] = {}  # open + recently finished, by orderId
+        self.accepted = 0  # every order ever accepted
         self._by_oid: dict[tuple[Market, str], str] = {}
+        self._finished: deque[tuple[int, str]] = deque()  # (final at ms, orderId), in order
         self._open: dict[str, SimOrder] = {}
         self.fills: deque[SimFill] = deque(maxlen=1_000_000)
         self._order_ids = itertools.count(1_200_000_000_000_000_001)
@@ -353,6 +246,7 @@ class MatchingEngine:
         )
         self.orders[order.order_id] = order
         self._by_oid[(market, order.client_oid)] = order.order_id
+        self.accepted += 1
         return order
 
     def place_spot(self, body: Mapping[str, Any], *, now_ms: int) -> SimOrder:
@@ -529,6 +423,7 @@ class MatchingEngine:
             scope=scope,
             time_ms=now_ms,
             trade_side=order.trade_side,
+            order_type=order.order_type,
         )
         if order.market == "spot":
             base, quote = self.account.coin(md.base_coin), self.account.coin(md.quote_coin)
@@ -563,6 +458,7 @@ class MatchingEngine:
         if not order.is_open:
             self._release(order, md)
             self._open.pop(order.order_id, None)
+            self._finished.append((now_ms, order.order_id))
         self._emit("fill", {"fill": fill, "order": order})
         self._emit("order", {"order": order})
 
@@ -629,6 +525,7 @@ class MatchingEngine:
         order.u_time = now_ms
         self._release(order, self.markets[order.symbol])
         self._open.pop(order.order_id, None)
+        self._finished.append((now_ms, order.order_id))
         self._emit("order", {"order": order})
 
     def cancel(self, market: Market, body: Mapping[str, Any], *, now_ms: int) -> SimOrder:
@@ -689,6 +586,22 @@ class MatchingEngine:
                 maybe_order.checked_ms = when
         self._funding_checked_ms = now_ms
         self._now_ms = now_ms
+        self._prune(now_ms)
+
+    def _prune(self, now_ms: int) -> None:
+        # Forget orders final for a whole clientOid window: their clientOid is free again
+        # (see _check_oid: reserved for `window` after creation, and creation <= final).
+        window = self.client_oid_window_ms
+        if window is None:
+            return
+        while self._finished and self._finished[0][0] + window <= now_ms:
+            _, order_id = self._finished.popleft()
+            order = self.orders.pop(order_id, None)
+            if order is None:
+                continue
+            key = (order.market, order.client_oid)
+            if self._by_oid.get(key) == order_id:
+                del self._by_oid[key]
 
     def _settle_funding(self, when_ms: int) -> None:
         for symbol, pos in self.account.positions.items():

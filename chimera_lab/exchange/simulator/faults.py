@@ -1,4 +1,4 @@
-"""Fault injection for the simulator: latency, 5xx, 429 storms, drops, accepted-then-timed-out.
+"""Fault injection for the simulator: latency, 5xx, 429 storms, drops, faults after acceptance.
 
 A :class:`FaultSpec` is an immutable description; assign a new one to ``sim.faults`` to change
 faults while the simulator runs. The compact string form (``chimera sim serve --faults``) is
@@ -60,6 +60,10 @@ class FaultSpec:
     timeout_after_accept_rate : float
         Order endpoints: handle the request, then withhold the response for
         ``withhold_s`` seconds (past any sane client timeout) and close the connection.
+    error_after_accept_rate : float
+        Order endpoints: handle the request (the order **is** placed or cancelled), then
+        answer with a server error as ``error_rate`` does (a gateway or the exchange failing
+        after it acted).
     withhold_s : float
         How long a withheld response is held back.
     ws_disconnect_every_s : float or None
@@ -81,6 +85,7 @@ class FaultSpec:
     drop_rate: float = 0.0
     drop_after_accept_rate: float = 0.0
     timeout_after_accept_rate: float = 0.0
+    error_after_accept_rate: float = 0.0
     withhold_s: float = 30.0
     ws_disconnect_every_s: float | None = None
     seed: int = 0
@@ -93,6 +98,7 @@ class FaultSpec:
             "drop_rate",
             "drop_after_accept_rate",
             "timeout_after_accept_rate",
+            "error_after_accept_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -119,6 +125,7 @@ class FaultSpec:
             or self.drop_rate
             or self.drop_after_accept_rate
             or self.timeout_after_accept_rate
+            or self.error_after_accept_rate
             or self.ws_disconnect_every_s
         )
 
@@ -185,7 +192,14 @@ class FaultSpec:
         return ",".join(parts)
 
 
-FaultKind = Literal["storm_429", "error_5xx", "drop", "drop_after_accept", "timeout_after_accept"]
+FaultKind = Literal[
+    "storm_429",
+    "error_5xx",
+    "drop",
+    "drop_after_accept",
+    "timeout_after_accept",
+    "error_after_accept",
+]
 
 
 @dataclass(frozen=True)
@@ -194,7 +208,7 @@ class FaultDecision:
 
     delay_s: float = 0.0
     before: FaultKind | None = None  # "storm_429", "error_5xx" or "drop"
-    after: FaultKind | None = None  # "drop_after_accept" or "timeout_after_accept"
+    after: FaultKind | None = None  # "drop_after_accept", "timeout_after_accept", ...
     status: int = 500
 
 
@@ -247,4 +261,7 @@ class FaultInjector:
                 return FaultDecision(delay_s=delay, after="timeout_after_accept")
             if spec.drop_after_accept_rate and rng.random() < spec.drop_after_accept_rate:
                 return FaultDecision(delay_s=delay, after="drop_after_accept")
+            if spec.error_after_accept_rate and rng.random() < spec.error_after_accept_rate:
+                status = spec.error_statuses[rng.randrange(len(spec.error_statuses))]
+                return FaultDecision(delay_s=delay, after="error_after_accept", status=status)
         return FaultDecision(delay_s=delay)

@@ -12,7 +12,7 @@ budget; the UID of a private request is its ``ACCESS-KEY``.
 
 Examples
 --------
->>> limiter = RateLimiter([RateLimitRule("demo", limit=2, window_s=1.0)])
+>>> limiter = SimRateLimiter([RateLimitRule("demo", limit=2, window_s=1.0)])
 >>> [limiter.check("demo", "127.0.0.1", now_s=t) is None for t in (0.0, 0.1, 0.2, 1.05)]
 [True, True, False, True]
 >>> limiter.stats.max_in_window["demo"]
@@ -25,7 +25,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["OVERALL_RULE", "RateLimitRule", "RateLimiter", "SimStats"]
+__all__ = ["OVERALL_RULE", "RateLimitRule", "SimRateLimiter", "SimStats"]
 
 Scope = Literal["ip", "uid"]
 
@@ -118,7 +118,7 @@ class SimStats:
         self._log.clear()
 
 
-class RateLimiter:
+class SimRateLimiter:
     """Enforce :class:`RateLimitRule` windows per key and keep :class:`SimStats` current."""
 
     def __init__(self, rules: list[RateLimitRule], *, stats: SimStats | None = None) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 import pandas as pd
 from aiohttp import web
@@ -39,11 +39,12 @@ from chimera_lab.exchange.simulator.faults import FaultDecision, FaultInjector, 
 from chimera_lab.exchange.simulator.market import MarketData
 from chimera_lab.exchange.simulator.ratelimit import (
     OVERALL_RULE,
-    RateLimiter,
     RateLimitRule,
+    SimRateLimiter,
     SimStats,
 )
-from chimera_lab.exchange.simulator.rest import ENDPOINTS, Endpoint, RequestContext
+from chimera_lab.exchange.simulator.rest import RequestContext
+from chimera_lab.exchange.simulator.routes import SIM_ENDPOINTS, Endpoint
 from chimera_lab.exchange.simulator.ws import WsHub
 from chimera_lab.logging import get_logger
 
@@ -149,7 +150,9 @@ class BitgetSimulator:
     seed : int
         Seed of the synthetic bars and continuation.
     client_oid_window_s : float or None
-        How long a clientOid stays reserved (market time; ``None``: forever).
+        How long a clientOid stays reserved after its order was created (market time), and
+        how long a finished order is kept before it is forgotten (bounded memory for long
+        runs); ``None``: forever.
     ws_push_interval_s : float
         Real-time clocks: WebSocket update period (wall seconds).
     ws_idle_timeout_s : float
@@ -224,8 +227,8 @@ class BitgetSimulator:
         else:
             self.clock = SimClock(clock, start=start_ms, bar_ms=first.tf_ms)
         self.stats = SimStats()
-        rules = [OVERALL_RULE, _WS_CONNECT_RULE, *(e.rule for e in ENDPOINTS.values())]
-        self.limiter = RateLimiter(rules, stats=self.stats)
+        rules = [OVERALL_RULE, _WS_CONNECT_RULE, *(e.rule for e in SIM_ENDPOINTS.values())]
+        self.limiter = SimRateLimiter(rules, stats=self.stats)
         self.limiter.enforce = bool(rate_limits)
         self._faults = FaultInjector(FaultSpec.parse(faults) if isinstance(faults, str) else faults)
         self.hub = WsHub(
@@ -248,7 +251,6 @@ class BitgetSimulator:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._stopping: asyncio.Event | None = None
-        self._withheld: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> BitgetSimulator:
@@ -280,9 +282,7 @@ class BitgetSimulator:
         if self._stopping is not None:
             self._stopping.set()
         self.clock.remove_wiring()
-        await self.hub.stop()
-        for task in list(self._withheld):
-            task.cancel()
+        await self.hub.stop()  # withheld responses end when _stopping is set (above)
         runner, self._runner, self._site = self._runner, None, None
         await asyncio.wait_for(runner.cleanup(), timeout=10.0)
         log.info("sim.stopped")
@@ -319,8 +319,18 @@ class BitgetSimulator:
 
     @property
     def orders(self) -> list[SimOrder]:
-        """Every order ever accepted (one record per clientOid), oldest first."""
+        """The orders the simulator holds, oldest first.
+
+        Every open order, and every finished one until it has been final for
+        ``client_oid_window_s`` of market time; then it is forgotten, with its clientOid (with
+        ``client_oid_window_s=None`` nothing is). :attr:`orders_accepted` counts them all.
+        """
         return list(self.engine.orders.values())
+
+    @property
+    def orders_accepted(self) -> int:
+        """How many orders were ever accepted (also those already forgotten)."""
+        return self.engine.accepted
 
     @property
     def faults(self) -> FaultSpec:
@@ -332,8 +342,20 @@ class BitgetSimulator:
         self._faults.spec = FaultSpec.parse(value) if isinstance(value, str) else value
 
     def server_time_ms(self) -> int:
-        """Server (wall) clock in Unix ms, as ``/api/v2/public/time`` answers it."""
+        """Server (wall) clock in Unix ms, as ``/api/v2/public/time`` answers it.
+
+        ``ACCESS-TIMESTAMP`` and the WebSocket login timestamp are checked against it.
+        """
         return int(time.time() * 1000) + self.server_time_offset_ms
+
+    def request_time_ms(self) -> int:
+        """Return the envelope's ``requestTime`` and the WebSocket push ``ts``: market time.
+
+        On Bitget both are the server's clock, which *is* market time; a client decides with
+        them which bars are still open. A replay of older data therefore reports the replay
+        clock here, while authentication and ``/api/v2/public/time`` keep wall time.
+        """
+        return self.clock.now_ms
 
     async def disconnect_websockets(self, *, abrupt: bool = True) -> int:
         """Close every WebSocket connection (abruptly: TCP reset without close frame).
@@ -368,6 +390,7 @@ class BitgetSimulator:
                     "now": self.clock.now.isoformat(),
                     "clock": repr(self.clock),
                     "orders": len(self.engine.orders),
+                    "ordersAccepted": self.engine.accepted,
                     "requests": self.stats.total_requests,
                     "faults": self.faults.to_string(),
                 }
@@ -375,13 +398,13 @@ class BitgetSimulator:
                 raise ApiError("40404", "Request URL NOT FOUND")
         except (ValueError, ConfigError) as exc:
             return self._json(
-                error_body("40020", str(exc), request_time_ms=self.server_time_ms()), 400
+                error_body("40020", str(exc), request_time_ms=self.request_time_ms()), 400
             )
         except ApiError as exc:
             return self._json(
-                error_body(exc.code, exc.msg, request_time_ms=self.server_time_ms()), exc.status
+                error_body(exc.code, exc.msg, request_time_ms=self.request_time_ms()), exc.status
             )
-        return self._json(envelope(data, request_time_ms=self.server_time_ms()), 200)
+        return self._json(envelope(data, request_time_ms=self.request_time_ms()), 200)
 
     def _json(
         self, body: Any, status: int, headers: Mapping[str, str] | None = None
@@ -398,12 +421,15 @@ class BitgetSimulator:
         mono = time.monotonic()
         path = request.path
         self.stats.record(mono, path)
-        endpoint = ENDPOINTS.get((request.method, path))
-        server_ms = self.server_time_ms()
+        endpoint = SIM_ENDPOINTS.get((request.method, path))
+        server_ms = self.server_time_ms()  # authentication: wall time, as on Bitget
         if endpoint is None:
             # Unknown path or method: 404 with Bitget's 40404 (status/code unverified).
             return self._json(
-                error_body("40404", "Request URL NOT FOUND", request_time_ms=server_ms), 404
+                error_body(
+                    "40404", "Request URL NOT FOUND", request_time_ms=self.request_time_ms()
+                ),
+                404,
             )
         decision = self._faults.draw(path, is_order=endpoint.is_order, now_s=mono)
         if decision.delay_s > 0:
@@ -420,7 +446,7 @@ class BitgetSimulator:
             refused = self.limiter.check(endpoint.rule.name, key, now_s=mono)
         if refused is not None:
             return self._json(
-                error_body("429", "Too Many Requests", request_time_ms=server_ms), 429
+                error_body("429", "Too Many Requests", request_time_ms=self.request_time_ms()), 429
             )
         try:
             body_text = await request.text() if request.method == "POST" else ""
@@ -439,14 +465,18 @@ class BitgetSimulator:
             data = endpoint.handler(ctx)
         except ApiError as exc:
             log.debug("sim.rest.error", path=path, code=exc.code)
-            return self._json(error_body(exc.code, exc.msg, request_time_ms=server_ms), exc.status)
+            return self._json(
+                error_body(exc.code, exc.msg, request_time_ms=self.request_time_ms()), exc.status
+            )
         if endpoint.is_order:
             self.hub.wake()
         if decision.after is not None:
             return await self._after_fault(request, decision, endpoint)
         remain = self._remaining(endpoint, request)
         return self._json(
-            envelope(data, request_time_ms=server_ms), 200, {"x-mbx-used-remain-limit": str(remain)}
+            envelope(data, request_time_ms=now_ms),
+            200,
+            {"x-mbx-used-remain-limit": str(remain)},
         )
 
     def _remaining(self, endpoint: Endpoint, request: web.Request) -> int:
@@ -461,20 +491,21 @@ class BitgetSimulator:
         kind = decision.before
         assert kind is not None
         self.stats.faults[kind] += 1
-        server_ms = self.server_time_ms()
         if kind == "storm_429":
             return self._json(
-                error_body("429", "Too Many Requests", request_time_ms=server_ms), 429
+                error_body("429", "Too Many Requests", request_time_ms=self.request_time_ms()), 429
             )
         if kind == "drop":
             return self._drop(request)
-        status = decision.status
+        return self._server_error(decision.status)
+
+    def _server_error(self, status: int) -> web.StreamResponse:
         if status == 502:  # a gateway error page, not Bitget JSON
             self.stats.statuses[status] += 1
             return web.Response(text="502 Bad Gateway", status=502, content_type="text/plain")
         code = "45001" if status == 503 else "40015"
         msg = "System busy" if status == 503 else "System error"
-        return self._json(error_body(code, msg, request_time_ms=server_ms), status)
+        return self._json(error_body(code, msg, request_time_ms=self.request_time_ms()), status)
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         transport = request.transport
@@ -489,6 +520,8 @@ class BitgetSimulator:
         assert kind is not None
         self.stats.faults[kind] += 1
         log.debug("sim.fault", kind=kind, path=endpoint.path)
+        if kind == "error_after_accept":
+            return self._server_error(decision.status)
         if kind == "timeout_after_accept":
             stopping = self._stopping
             if stopping is not None:
@@ -533,9 +566,10 @@ class BitgetSimulator:
         if phrase != self.credentials.passphrase:
             raise ApiError("40012", "apikey/password is incorrect")
         # The signed query is the one received, URL-decoded (bitget-api.md §2: ccxt signs the
-        # raw k=v form while sending it percent-encoded).
+        # raw k=v form while sending it percent-encoded); "+" decodes to a space, as in the
+        # parameters themselves.
         raw_path = request.raw_path
-        query = unquote(raw_path.split("?", 1)[1]) if "?" in raw_path else ""
+        query = unquote_plus(raw_path.split("?", 1)[1]) if "?" in raw_path else ""
         expected = sign(
             self.credentials.api_secret, ts, request.method, request.path, query, body_text
         )

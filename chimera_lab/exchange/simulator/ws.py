@@ -36,13 +36,8 @@ from aiohttp import WSMsgType, web
 from chimera_lab.exchange.signing import ws_login_sign
 from chimera_lab.exchange.simulator.engine import SimFill, SimOrder
 from chimera_lab.exchange.simulator.market import Granularity, MarketData, fmt, parse_granularity
-from chimera_lab.exchange.simulator.rest import (
-    RequestContext,
-    _mix_account_row,
-    _position_rows,
-    _ticker_row,
-    dfmt,
-)
+from chimera_lab.exchange.simulator.rest import RequestContext, _ticker_row, dfmt
+from chimera_lab.exchange.simulator.rest_trade import _mix_account_row, _position_rows
 from chimera_lab.logging import get_logger
 
 if TYPE_CHECKING:
@@ -353,7 +348,8 @@ class WsHub:
 
     # -- pushing ---------------------------------------------------------------------------
     def _push(self, sub: _Sub, action: str, data: list[Any]) -> dict[str, Any]:
-        return {"action": action, "arg": sub.arg, "data": data, "ts": self.sim.server_time_ms()}
+        # ts: market time, like requestTime (see BitgetSimulator.request_time_ms).
+        return {"action": action, "arg": sub.arg, "data": data, "ts": self.sim.request_time_ms()}
 
     async def _push_snapshot(self, conn: _Conn, sub: _Sub) -> None:
         now = self.sim.clock.now_ms

@@ -62,9 +62,11 @@ class Signed:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         ts = timestamp or str(int(time.time() * 1000))
-        query = urlencode(sorted((k, str(v)) for k, v in (params or {}).items()))
+        pairs = sorted((k, str(v)) for k, v in (params or {}).items())
+        raw = "&".join(f"{k}={v}" for k, v in pairs)  # signed raw (bitget-api.md section 2)
+        query = urlencode(pairs)  # sent percent-encoded
         text = json.dumps(body, separators=(",", ":")) if body is not None else ""
-        message = ts + method + path + (("?" + query) if query else "") + text
+        message = ts + method + path + (("?" + raw) if raw else "") + text
         h = {
             "ACCESS-KEY": self.key,
             "ACCESS-SIGN": hand_sign(self.secret, message),

@@ -185,7 +185,8 @@ def test_public_endpoints_need_no_headers_and_unknown_paths_are_404(
             r = await http.get("/api/v2/public/time")
             body = r.json()
             assert r.status_code == 200 and body["code"] == "00000" and body["msg"] == "success"
-            assert isinstance(body["requestTime"], int)
+            # requestTime is market time (the replay clock); serverTime wall time.
+            assert body["requestTime"] == sim.clock.now_ms
             assert abs(int(body["data"]["serverTime"]) - time.time() * 1000) < 60_000
             r = await http.get("/api/v2/spot/market/nonsense")
             assert r.status_code == 404 and r.json()["code"] == "40404"

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import ccxt.async_support as ccxt_async  # a declared dev dependency: never skipped
 import pytest
 
 from chimera_lab.exchange.simulator import BitgetSimulator
-
-ccxt_async = pytest.importorskip("ccxt.async_support")
 
 
 def run(coro: Any) -> Any:
@@ -90,11 +89,11 @@ def test_ccxt_private_place_detail_cancel(creds: dict[str, str]) -> None:
                         "orderType": "limit",
                         "price": "99999",
                         "size": "0.01",
-                        "clientOid": "ccxt-2",
+                        "clientOid": "ccxt#2+x",  # signed raw, sent percent-encoded
                     }
                 )
                 detail = await ex.private_mix_get_v2_mix_order_detail(
-                    {"symbol": "BTCUSDT", "productType": "USDT-FUTURES", "clientOid": "ccxt-2"}
+                    {"symbol": "BTCUSDT", "productType": "USDT-FUTURES", "clientOid": "ccxt#2+x"}
                 )
                 assert detail["data"]["orderId"] == fut["data"]["orderId"]
                 cancelled = await ex.private_spot_post_v2_spot_trade_cancel_order(
@@ -115,7 +114,7 @@ def test_ccxt_private_place_detail_cancel(creds: dict[str, str]) -> None:
                         }
                     )
                 assert "43118" in str(info_err.value)
-                assert [o.client_oid for o in sim.orders] == ["ccxt-1", "ccxt-2"]
+                assert [o.client_oid for o in sim.orders] == ["ccxt-1", "ccxt#2+x"]
                 assert sim.orders[0].status == "cancelled"
             finally:
                 await ex.close()

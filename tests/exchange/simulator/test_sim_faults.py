@@ -13,7 +13,7 @@ from _simkit import Signed
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
-from chimera_lab.exchange.simulator.ratelimit import RateLimiter, RateLimitRule
+from chimera_lab.exchange.simulator.ratelimit import RateLimitRule, SimRateLimiter
 
 
 def run(coro: Any) -> Any:
@@ -90,7 +90,7 @@ def test_rate_limits_off_counts_but_never_refuses(creds: dict) -> None:
 
 
 def test_limiter_ban_after_tripping_an_overall_style_rule() -> None:
-    limiter = RateLimiter([RateLimitRule("cap", limit=3, window_s=10.0, ban_s=100.0)])
+    limiter = SimRateLimiter([RateLimitRule("cap", limit=3, window_s=10.0, ban_s=100.0)])
     assert [limiter.check("cap", "ip", now_s=t) is None for t in (0, 1, 2, 3)] == [
         True,
         True,
@@ -184,6 +184,35 @@ def test_drop_and_timeout_after_accept_leave_the_order_placed(creds: dict) -> No
     started = time.monotonic()
     run(scenario())
     assert time.monotonic() - started < 25  # withhold_s=30 did not hold up the shutdown
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "40015"), (503, "45001"), (502, None)])
+def test_error_after_accept_places_the_order_then_answers_5xx(
+    creds: dict, status: int, code: str | None
+) -> None:
+    async def scenario() -> None:
+        sim = BitgetSimulator(**creds, rate_limits=False)
+        async with sim, httpx.AsyncClient(base_url=sim.base_url, timeout=5) as http:
+            client = Signed(http)
+            sim.faults = FaultSpec(error_after_accept_rate=1.0, error_statuses=(status,))
+            r = await client.request(
+                "POST", "/api/v2/spot/trade/place-order", body=_order("accepted-then-5xx")
+            )
+            assert r.status_code == status
+            if code is None:
+                assert r.text == "502 Bad Gateway"
+            else:
+                assert r.json()["code"] == code and r.json()["data"] is None
+            assert [o.client_oid for o in sim.orders] == ["accepted-then-5xx"]  # it was placed
+            assert sim.stats.faults["error_after_accept"] == 1
+            # Only order endpoints get it: reads answer normally.
+            found = await client.call(
+                "GET", "/api/v2/spot/trade/orderInfo", params={"clientOid": "accepted-then-5xx"}
+            )
+            assert found["code"] == "00000" and found["data"][0]["status"] == "live"
+        assert FaultSpec.parse("error_after_accept_rate=0.2").error_after_accept_rate == 0.2
+
+    run(scenario())
 
 
 def test_websocket_disconnect_fault_and_forced_disconnect(creds: dict) -> None:

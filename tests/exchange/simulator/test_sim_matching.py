@@ -179,6 +179,47 @@ def test_client_oid_is_reserved_for_the_window_then_free() -> None:
     assert again.order_id != first.order_id
 
 
+def test_finished_orders_are_forgotten_after_the_window_open_ones_never() -> None:
+    eng, t = _engine(client_oid_window_ms=10 * MIN)
+    for i in range(50):  # filled at once
+        eng.place_spot(_spot(side="buy", orderType="market", size=10, clientOid=f"m{i}"), now_ms=t)
+    for i in range(30):  # rests far below the market: stays open
+        eng.place_spot(
+            _spot(side="buy", orderType="limit", price=50, size="0.1", clientOid=f"o{i}"),
+            now_ms=t,
+        )
+    for i in range(20):  # cancelled
+        eng.place_spot(
+            _spot(side="buy", orderType="limit", price=50, size="0.1", clientOid=f"c{i}"),
+            now_ms=t,
+        )
+        eng.cancel("spot", {"symbol": "BTCUSDT", "clientOid": f"c{i}"}, now_ms=t)
+    eng.catch_up(t + 9 * MIN)
+    assert len(eng.orders) == eng.accepted == 100  # within the window: all kept
+    eng.catch_up(t + 11 * MIN)
+    assert sorted(o.client_oid for o in eng.orders.values()) == sorted(f"o{i}" for i in range(30))
+    assert eng.accepted == 100 and len(eng._by_oid) == 30  # bounded bookkeeping
+    with pytest.raises(ApiError) as info:
+        eng.find("spot", client_oid="m0")
+    assert info.value.code == "43001"
+    assert len(eng.fills) == 50 and {f.order_type for f in eng.fills} == {"market"}
+    eng.catch_up(t + 1_000 * MIN)
+    assert len(eng.orders) == 30  # open orders are never forgotten
+    # A forgotten clientOid is free again.
+    again = eng.place_spot(
+        _spot(side="buy", orderType="market", size=10, clientOid="m0"), now_ms=t + 1_000 * MIN
+    )
+    assert again.status == "filled" and eng.accepted == 101
+
+
+def test_window_none_keeps_every_order() -> None:
+    eng, t = _engine(client_oid_window_ms=None)
+    for i in range(5):
+        eng.place_spot(_spot(side="buy", orderType="market", size=10, clientOid=f"k{i}"), now_ms=t)
+    eng.catch_up(t + 10_000 * MIN)
+    assert len(eng.orders) == eng.accepted == 5
+
+
 def test_futures_one_way_position_pnl_fees_and_funding() -> None:
     eng, t = _engine(leverage=10, futures_balance=D(10_000))
     body = {

@@ -46,7 +46,7 @@ def test_ping_pong_and_candles_arrive_once_each_in_order(creds: dict) -> None:
             assert await recv_json(ws) == {"event": "subscribe", "arg": arg}
             snap = await recv_json(ws)
             assert snap["action"] == "snapshot" and snap["arg"] == arg
-            assert isinstance(snap["ts"], int)
+            assert snap["ts"] == sim.clock.now_ms  # market time, like requestTime
             assert all(
                 len(row) == 8 and all(isinstance(x, str) for x in row) for row in snap["data"]
             )
@@ -54,7 +54,7 @@ def test_ping_pong_and_candles_arrive_once_each_in_order(creds: dict) -> None:
             for step in (1, 3, 1, 7):  # stepped clock, several bars at once too
                 await sim.clock.advance_async(bars=step)
                 update = await recv_json(ws)
-                assert update["action"] == "update"
+                assert update["action"] == "update" and update["ts"] == sim.clock.now_ms
                 ts = [int(r[0]) for r in update["data"]]
                 assert ts == sorted(ts)
                 latest.update({int(r[0]): r for r in update["data"]})

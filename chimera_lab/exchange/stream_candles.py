@@ -1,0 +1,161 @@
+"""Closed candles exactly once, in order: the candle bookkeeping of ``BitgetStream``.
+
+A candle is closed once a newer one appears; each closed candle is emitted once, oldest
+first. A gap — after a reconnect, or a push that skips bars — is filled from the reconnect
+snapshot and, where that does not reach, from REST history candles; but only once REST
+covers the whole gap (history may lag the stream). An incomplete answer is retried on the
+next push; after ``backfill_attempts`` tries the hole is reported (``_gap_notice``) and
+skipped.
+
+Examples
+--------
+>>> from datetime import UTC, datetime
+>>> c = Candle("BTCUSDT", "1m", datetime(2024, 1, 1, tzinfo=UTC), 1.0, 2.0, 0.5, 1.5, 10.0,
+...            closed=False)
+>>> _with_closed(c, True).closed
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chimera_lab.errors import ChimeraError
+from chimera_lab.exchange.base import Candle, Exchange, Priority, Product
+from chimera_lab.exchange.parsing import datetime_to_ms, ms_to_datetime, parse_candle_row
+from chimera_lab.logging import get_logger
+
+if TYPE_CHECKING:
+    from chimera_lab.exchange.stream import StreamEvent, StreamStats
+
+__all__ = ["CandleSyncMixin"]
+
+log = get_logger("chimera_lab.exchange.stream")  # one logger for the whole stream
+
+
+@dataclass
+class _CandleSub:
+    symbol: str
+    timeframe: str
+    product: Product
+    bar_ms: int
+    last_emitted_ms: int | None  # None until the first snapshot sets the baseline
+    since_ms: int | None
+    forming: Candle | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    backfill_tries: int = 0  # consecutive backfills that could not close the gap
+
+
+class CandleSyncMixin:
+    """Turns candle pushes into closed candles, exactly once and in order (with backfill)."""
+
+    if TYPE_CHECKING:  # provided by BitgetStream
+        _rest: Exchange | None
+        backfill_attempts: int
+        include_forming: bool
+        stats: StreamStats
+
+        def _offer(self, item: object, *, force: bool = False) -> bool: ...
+
+        async def _deliver(self, item: StreamEvent) -> None: ...
+
+        async def _gap_notice(self, sub: _CandleSub, holes: list[int]) -> None: ...
+
+    async def _on_candles(self, sub: _CandleSub, data: list[Any]) -> None:
+        rows: dict[int, Candle] = {}
+        for row in data:
+            candle = parse_candle_row(row, sub.symbol, sub.timeframe, quote_index=6)
+            rows[datetime_to_ms(candle.timestamp)] = candle
+        if not rows:
+            return
+        newest = max(rows)
+        closed: dict[int, Candle] = {}
+        if sub.forming is not None:
+            forming_ms = datetime_to_ms(sub.forming.timestamp)
+            if forming_ms < newest:
+                closed[forming_ms] = sub.forming
+        for ts, candle in rows.items():
+            if ts < newest:
+                closed[ts] = candle  # a newer bar exists: this one is final
+        if sub.forming is None or datetime_to_ms(sub.forming.timestamp) <= newest:
+            sub.forming = _with_closed(rows[newest], False)
+        if sub.last_emitted_ms is None:
+            # First snapshot without `since`: start after the newest closed bar seen.
+            sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
+            closed = {}
+        sub.ready.set()
+        for ts in sorted(closed):
+            if ts <= sub.last_emitted_ms:
+                continue
+            if ts > sub.last_emitted_ms + sub.bar_ms and not await self._backfill(sub, ts):
+                return  # REST failed: the next push retries the whole gap
+            if ts > sub.last_emitted_ms:
+                await self._emit(sub, _with_closed(closed[ts], True))
+        if self.include_forming and sub.forming is not None:
+            self._offer(sub.forming)
+
+    async def _backfill(self, sub: _CandleSub, before_ms: int) -> bool:
+        # Fetch closed bars in (last_emitted, before_ms) over REST and emit them in order —
+        # only when they cover that range completely. REST history may lag the stream: an
+        # incomplete answer returns False and the next push tries again; after
+        # `backfill_attempts` tries the hole is reported as a "gap" and skipped.
+        assert sub.last_emitted_ms is not None and self._rest is not None
+        missing: dict[int, Candle] = {}
+        end_ms = before_ms
+        try:
+            while end_ms > sub.last_emitted_ms + sub.bar_ms:
+                page = await self._rest.get_history_candles(
+                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
+                    product=sub.product, priority=Priority.MONITORING,
+                )  # fmt: skip
+                fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
+                for c in fresh:
+                    missing[datetime_to_ms(c.timestamp)] = c
+                if not fresh:
+                    break
+                oldest = min(datetime_to_ms(c.timestamp) for c in fresh)
+                if oldest >= end_ms:
+                    break
+                end_ms = oldest
+        except ChimeraError as exc:
+            log.warning(
+                "exchange.ws.backfill_failed", symbol=sub.symbol, timeframe=sub.timeframe,
+                error=f"{type(exc).__name__}: {exc}",
+            )  # fmt: skip
+            return False
+        wanted = range(sub.last_emitted_ms + sub.bar_ms, before_ms, sub.bar_ms)
+        holes = [ts for ts in wanted if ts not in missing]
+        if holes:
+            sub.backfill_tries += 1
+            if sub.backfill_tries < self.backfill_attempts:
+                log.info(
+                    "exchange.ws.backfill_incomplete", symbol=sub.symbol,
+                    timeframe=sub.timeframe, missing=len(holes), attempt=sub.backfill_tries,
+                )  # fmt: skip
+                return False
+            await self._gap_notice(sub, holes)
+        sub.backfill_tries = 0
+        for ts in sorted(missing):
+            if sub.last_emitted_ms < ts < before_ms:
+                self.stats.backfilled += 1
+                await self._emit(sub, _with_closed(missing[ts], True))
+        log.info(
+            "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
+        )
+        return True
+
+    async def _emit(self, sub: _CandleSub, candle: Candle) -> None:
+        sub.last_emitted_ms = datetime_to_ms(candle.timestamp)
+        self.stats.candles_emitted += 1
+        await self._deliver(candle)
+
+
+def _with_closed(candle: Candle, closed: bool) -> Candle:
+    if candle.closed is closed:
+        return candle
+    return Candle(
+        candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
+        candle.close, candle.volume, candle.quote_volume, closed,
+    )  # fmt: skip

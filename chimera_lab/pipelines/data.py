@@ -1,0 +1,153 @@
+"""Reading the bars of a pipeline, the same way in the driver and in every notebook.
+
+A step's notebook gets *where* the bars are (``data_path`` or ``store_url``/``symbol``/
+``timeframe``), never the bars themselves, and reads them with :func:`load_bars`; the driver
+reads them with the same function and fingerprints them, and the notebook reports the
+fingerprint of what it read, so a store that changed under a run is detected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from chimera_lab.errors import ConfigError, DataError
+
+__all__ = ["load_bars", "resolve_data_path", "source_parameters", "window_bars"]
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """Return the file for ``path``: a bundled sample name (``btcusdt_1m``) or a path."""
+    from chimera_lab.data.samples import SAMPLES, sample_path
+
+    text = str(path)
+    if text in SAMPLES:
+        return sample_path(text)
+    from chimera_lab.pipelines.spec import resolve_path
+
+    resolved = resolve_path(text)
+    if not resolved.is_file():
+        raise ConfigError(
+            f"bars file {text!r} not found (looked in the current directory and the project "
+            f"tree); bundled samples are {', '.join(SAMPLES)}"
+        )
+    return resolved
+
+
+def _utc(value: Any, name: str) -> pd.Timestamp | None:
+    if value is None or value == "":
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a date/time") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def load_bars(
+    *,
+    data_path: str | Path | None = None,
+    store_url: str | None = None,
+    symbol: str | None = None,
+    timeframe: str = "1m",
+    start: Any = None,
+    end: Any = None,
+    lookback: str | None = None,
+    resample: str | None = None,
+) -> pd.DataFrame:
+    """Load OHLCV bars from a file/sample or from the store, between ``start`` and ``end``.
+
+    Parameters
+    ----------
+    data_path : str or Path, optional
+        A bars file (CSV, CSV.gz, Parquet, Feather) or a bundled sample name.
+    store_url : str, optional
+        Store URL; empty means the default store (``CHIMERA_STORE__URL`` in this process).
+    symbol, timeframe : str
+        The store series (used when ``data_path`` is empty).
+    start, end : timestamp-like, optional
+        Inclusive bounds (UTC; naive means UTC).
+    lookback : str, optional
+        Keep only the bars within this duration before the last one (``"30D"``).
+    resample : str, optional
+        Aggregate to this timeframe (``"15m"``, ``"1h"``): inside the store for a store
+        series, else with pandas; buckets aligned to the Unix epoch, labelled by their open
+        time, empty buckets dropped (the store's convention).
+
+    Raises
+    ------
+    ConfigError
+        Neither or both sources given, or no bars in the range.
+    """
+    t0, t1 = _utc(start, "start"), _utc(end, "end")
+    if data_path:
+        from chimera_lab.data import load_ohlcv
+
+        bars = load_ohlcv(resolve_data_path(data_path))
+        if t0 is not None:
+            bars = bars.loc[bars.index >= t0]
+        if t1 is not None:
+            bars = bars.loc[bars.index <= t1]
+        if resample:
+            bars = _resample(bars, resample)
+        where = str(data_path)
+    elif symbol:
+        from chimera_lab.data import Store
+
+        store = Store(store_url or None)
+        if resample:
+            bars = store.resample(symbol, resample, source_timeframe=timeframe, start=t0, end=t1)
+        else:
+            bars = store.read_bars(symbol, timeframe, start=t0, end=t1)
+        where = f"{symbol} {timeframe} in the store"
+    else:
+        raise ConfigError("give data_path (a file or sample name) or symbol (a store series)")
+    if lookback and len(bars):
+        try:
+            span = pd.Timedelta(lookback)
+        except (TypeError, ValueError):
+            raise ConfigError(f"lookback={lookback!r} is not a duration like '30D'") from None
+        bars = bars.loc[bars.index > bars.index[-1] - span]
+    if bars.empty:
+        raise DataError(f"no bars in {where} between {start or '-'} and {end or '-'}")
+    return bars
+
+
+def _resample(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    from chimera_lab.timeframes import timeframe_to_timedelta
+
+    rule = timeframe_to_timedelta(timeframe)
+    out = bars.resample(rule, origin="epoch", label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    return out.loc[out["open"].notna()]
+
+
+def source_parameters(data: Any) -> dict[str, Any]:
+    """Return the notebook parameters naming a :class:`~chimera_lab.pipelines.DataSpec`."""
+    return {
+        "data_path": data.path or "",
+        "store_url": data.store or "",
+        "symbol": data.symbol or "",
+        "timeframe": data.timeframe,
+        "start": data.start or "",
+        "end": data.end or "",
+        "lookback": data.lookback or "",
+        "resample": data.resample or "",
+    }
+
+
+def window_bars(bars: pd.DataFrame, start: Any, end: Any, *, warmup_bars: int = 0) -> pd.DataFrame:
+    """Return the bars from ``warmup_bars`` before ``start`` through ``end`` (inclusive).
+
+    This is exactly what a fold uses (and what its data fingerprint covers). Fewer warm-up
+    bars are returned when the data starts later.
+    """
+    t0, t1 = _utc(start, "start"), _utc(end, "end")
+    if t0 is None or t1 is None:
+        raise ConfigError("window_bars needs both start and end")
+    first = int(bars.index.searchsorted(t0, side="left"))
+    stop = int(bars.index.searchsorted(t1, side="right"))
+    return bars.iloc[max(0, first - int(warmup_bars)) : stop]

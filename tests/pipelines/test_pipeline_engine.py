@@ -1,0 +1,335 @@
+"""The pipeline engine with a trivial template: manifest, failure, resume, Ctrl-C, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from chimera_lab.config import Settings
+from chimera_lab.data import load_ohlcv
+from chimera_lab.data.samples import sample_path
+from chimera_lab.errors import PipelineError
+from chimera_lab.pipelines import (
+    PipelineSpec,
+    fingerprint_bars,
+    read_manifest,
+    run_pipeline,
+    window_bars,
+)
+
+
+def _spec(template: Path, **fold_params: Any) -> PipelineSpec:
+    return PipelineSpec.model_validate(
+        {
+            "name": "trivial",
+            "data": {"path": "btcusdt_1m"},
+            "folds": {"train": "7D", "test": "7D", "warmup": 30},
+            "steps": [
+                {
+                    "name": "fold",
+                    "template": str(template),
+                    "foreach": "fold",
+                    "parameters": {"value": 21, **fold_params},
+                },
+                {"name": "summary", "template": str(template), "parameters": {"value": 5}},
+            ],
+        }
+    )
+
+
+def test_failed_fold_is_recorded_and_resume_reruns_only_it(
+    tmp_path: Path, trivial_template: Path, dask_client: Any
+) -> None:
+    flag = tmp_path / "fail-now"
+    flag.touch()
+    spec = _spec(trivial_template, fail_fold=1, fail_flag=str(flag))
+    result = run_pipeline(spec, runs_dir=tmp_path / "runs", client=dask_client, progress=False)
+
+    run = result.run_dir
+    assert run.parent == tmp_path / "runs" and run.name.endswith("-trivial")
+    assert result.status == "failed"
+    m = read_manifest(run)
+    assert m == result.manifest
+    tasks = {t["id"]: t for t in m["tasks"]}
+    assert list(tasks) == ["fold-000", "fold-001", "fold-002", "summary"]
+    # The failure: recorded with its error and the notebook up to the failing cell.
+    failed = tasks["fold-001"]
+    assert failed["status"] == "failed"
+    assert failed["error"]["type"] == "RuntimeError"
+    assert "induced failure in fold 1" in failed["error"]["message"]
+    assert "raise RuntimeError" in failed["error"]["cell_source"]
+    nb = nbformat.read(run / failed["notebook"], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [
+        i
+        for i, c in enumerate(code)
+        if any(o.get("ename") == "RuntimeError" for o in c.get("outputs", []))
+    ]
+    assert errors == [2]  # parameters, injected parameters, then the failing cell
+    assert not code[3]["outputs"]  # the cell after the failure never ran
+    # The other folds and the summary finished.
+    for tid in ("fold-000", "fold-002", "summary"):
+        assert tasks[tid]["status"] == "ok", tasks[tid]["error"]
+        assert (run / tasks[tid]["notebook"]).is_file()
+    assert json.loads((run / "fold" / "fold-002" / "result.json").read_text()) == {
+        "fold": 2,
+        "value": 42,
+    }
+    assert (run / "summary.html").is_file() and "<html" in (run / "summary.html").read_text()
+
+    # The manifest lets one reproduce a fold: spec, resolved parameters, data fingerprint.
+    bars = load_ohlcv(sample_path("btcusdt_1m"))
+    assert m["data"]["fingerprint"] == fingerprint_bars(bars)
+    fold0 = m["folds"][0]
+    assert fold0["warmup_bars"] == 30 and fold0["n_test"] == 7 * 1440
+    expected = fingerprint_bars(
+        window_bars(bars, fold0["train_start"], fold0["test_end"], warmup_bars=30)
+    )
+    assert tasks["fold-000"]["data_fingerprint"] == expected
+    params = tasks["fold-000"]["parameters"]
+    assert params["fold"] == 0 and params["value"] == 21
+    assert params["output_dir"] == str(run / "fold" / "fold-000")
+    assert "-y" in tasks["fold-000"]["reproduce"]
+    assert m["environment"]["chimera_lab"] and m["environment"]["python"]
+    assert m["spec"]["name"] == "trivial"
+    for t in m["tasks"]:
+        if t["status"] == "ok":
+            assert t["duration_s"] > 0 and t["started"] <= t["finished"]
+
+    # Resume after removing the cause: only the failed fold and the step after it run again.
+    flag.unlink()
+    again = run_pipeline(resume=run, client=dask_client, progress=False)
+    assert again.ok and again.run_dir == run
+    attempts = {t["id"]: t["attempts"] for t in again.manifest["tasks"]}
+    assert attempts == {"fold-000": 1, "fold-001": 2, "fold-002": 1, "summary": 2}
+    assert json.loads((run / "fold" / "fold-001" / "result.json").read_text())["value"] == 42
+
+
+def test_resume_refuses_when_the_bars_changed(tmp_path: Path, trivial_template: Path) -> None:
+    from chimera_lab.pipelines.manifest import write_manifest
+
+    run = tmp_path / "run"
+    run.mkdir()
+    spec = _spec(trivial_template).with_paths_resolved()
+    manifest = {
+        "spec": spec.model_dump(mode="json"),
+        "data": {"fingerprint": "x"},
+        "folds": [
+            {
+                "train_start": "2024-07-26T14:15:00Z",
+                "test_end": "2024-08-09T14:14:00Z",
+                "warmup_bars": 0,
+            }
+        ],
+        "tasks": [
+            {
+                "id": "fold-000",
+                "step": "fold",
+                "fold": 0,
+                "status": "failed",
+                "data_fingerprint": "0" * 64,
+            }
+        ],
+    }
+    write_manifest(run, manifest)
+    with pytest.raises(PipelineError, match="changed since the run started"):
+        run_pipeline(resume=run, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "match"),
+    [
+        ({"api_key": "abc"}, "looks like a credential"),
+        ({"value": "postgresql://quant:hunter2@db/bars"}, "URL with a password"),
+        ({"value": "prefix-s3cr3t-value-suffix"}, "contains a configured secret"),
+    ],
+)
+def test_secrets_never_reach_parameters(
+    tmp_path: Path, trivial_template: Path, parameters: dict[str, str], match: str
+) -> None:
+    nb = nbformat.read(trivial_template, as_version=4)
+    nb.cells[1].source += '\napi_key: str = ""  # (a template that asks for a key)'
+    template = tmp_path / "asks_for_a_key.ipynb"
+    nbformat.write(nb, template)
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "leaky",
+            "steps": [{"name": "s", "template": str(template), "parameters": parameters}],
+        }
+    )
+    settings = Settings(_env_file=None, bitget={"api_secret": "s3cr3t-value"})
+    with pytest.raises(PipelineError, match=match):
+        run_pipeline(spec, runs_dir=tmp_path / "runs", settings=settings, progress=False)
+    assert not any((tmp_path / "runs").iterdir())  # nothing was written
+
+
+def test_unknown_parameters_are_refused_with_a_suggestion(
+    tmp_path: Path, trivial_template: Path
+) -> None:
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "typo",
+            "steps": [{"name": "s", "template": str(trivial_template), "parameters": {"valeu": 3}}],
+        }
+    )
+    with pytest.raises(PipelineError, match="did you mean 'value'"):
+        run_pipeline(spec, runs_dir=tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_cleanly(tmp_path: Path, trivial_template: Path) -> None:
+    import psutil
+
+    spec_file = tmp_path / "slow.yaml"
+    spec_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "slow",
+                "steps": [
+                    {
+                        "name": "nap",
+                        "template": str(trivial_template),
+                        "parameters": {"sleep_s": 120.0},
+                    }
+                ],
+            }
+        )
+    )
+    runs = tmp_path / "runs"
+    chimera = Path(sys.executable).with_name("chimera")
+    proc = subprocess.Popen(
+        [
+            str(chimera),
+            "pipeline",
+            "run",
+            str(spec_file),
+            "--out",
+            str(runs),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Wait (bounded) until the notebook's kernel is running under the worker.
+        deadline = time.monotonic() + 120
+        kernels: list[psutil.Process] = []
+        while time.monotonic() < deadline and not kernels:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            kernels = [c for c in children if "ipykernel" in " ".join(_cmdline(c))]
+            if not kernels:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.2)
+        assert kernels, "the notebook never started"
+        family = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "error: aborted" in err or "error: interrupted" in err
+    assert '"level": "info"' not in err  # dask's chatter stays quiet without --verbose
+    (run,) = runs.iterdir()
+    m = read_manifest(run)
+    assert m["status"] == "cancelled"
+    assert [t["status"] for t in m["tasks"]] == ["cancelled"]
+    # Workers and kernels are gone (bounded wait for the kernel's parent poller).
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, [_cmdline(p) for p in alive]
+
+
+def _cmdline(p: Any) -> list[str]:
+    import psutil
+
+    try:
+        return list(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+def test_pipeline_status_command(tmp_path: Path, trivial_template: Path) -> None:
+    from click.testing import CliRunner
+
+    from chimera_lab.cli import cli
+    from chimera_lab.pipelines.manifest import write_manifest
+
+    run = tmp_path / "20240101T000000Z-x"
+    run.mkdir()
+    write_manifest(
+        run,
+        {
+            "run_id": run.name,
+            "status": "failed",
+            "updated": "2024-01-01T00:00:00Z",
+            "environment": {"chimera_lab": "0.1.0", "git": {"commit": "a" * 40, "dirty": True}},
+            "data": None,
+            "tasks": [
+                {
+                    "id": "fold-000",
+                    "status": "failed",
+                    "duration_s": 1.5,
+                    "error": {"type": "RuntimeError", "message": "boom"},
+                }
+            ],
+        },
+    )
+    res = CliRunner().invoke(cli, ["pipeline", "status", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "failed" in res.output and "RuntimeError: boom" in res.output
+    assert "(dirty)" in res.output
+    res = CliRunner().invoke(cli, ["pipeline", "status", str(run), "--json"])
+    assert json.loads(res.output)["tasks"][0]["id"] == "fold-000"
+
+
+def test_stitch_run_concatenates_fold_returns(tmp_path: Path) -> None:
+    from chimera_lab.pipelines import stitch_run
+
+    idx = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC", name="timestamp")
+    records = []
+    for k, (a, b) in enumerate([(0, 3), (3, 6)]):
+        out = tmp_path / f"fold-{k}"
+        out.mkdir()
+        pd.DataFrame({"returns": [0.01, -0.02, 0.03][: b - a]}, index=idx[a:b]).to_parquet(
+            out / "oos_returns.parquet"
+        )
+        records.append({"status": "ok", "fold": k, "output_dir": out.name})
+    records.append({"status": "failed", "fold": 2, "output_dir": "missing"})
+    outputs = stitch_run(tmp_path, records)
+    assert outputs["oos_folds"] == [0, 1] and outputs["oos_bars"] == 6
+    equity = pd.read_parquet(tmp_path / "oos_equity.parquet")["equity"]
+    assert equity.iloc[-1] == pytest.approx((1.01 * 0.98 * 1.03) ** 2, rel=1e-12)
+    assert outputs["oos_total_return"] == pytest.approx(equity.iloc[-1] - 1, rel=1e-12)
+    # Overlapping folds cannot be stitched.
+    records[1]["output_dir"] = records[0]["output_dir"]
+    with pytest.raises(PipelineError, match="overlap"):
+        stitch_run(tmp_path, records[:2])
+
+
+def test_unparseable_parameter_lines_are_refused(tmp_path: Path, trivial_template: Path) -> None:
+    # papermill silently skips `x: str = ""  # "" means ...` (quotes in the help comment);
+    # such a parameter would keep its default in every fold.
+    from chimera_lab.pipelines.execute import template_parameters
+
+    nb = nbformat.read(trivial_template, as_version=4)
+    nb.cells[1].source += '\nlabel: str = ""  # "" = no label'
+    bad = tmp_path / "bad.ipynb"
+    nbformat.write(nb, bad)
+    with pytest.raises(PipelineError, match="cannot read the parameter"):
+        template_parameters(bad)
+    assert "value" in template_parameters(trivial_template)
