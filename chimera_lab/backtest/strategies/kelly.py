@@ -3,7 +3,10 @@
 The Kelly formula and its fractional/capped sizing come from the risk toolkit
 (:func:`chimera_lab.risk.kelly_inputs_from_trades` and
 :func:`chimera_lab.risk.kelly_position_size`); this module only decides *which* trades feed
-it and *when* a size takes effect, so that nothing from the future is used.
+it and *when* a size takes effect, so that nothing from the future is used. With ``risk=``
+the targets then pass the toolkit's pre-trade checks
+(:meth:`chimera_lab.risk.RiskManager.check_order`, see
+:mod:`chimera_lab.backtest.strategies._risk`).
 """
 
 from __future__ import annotations
