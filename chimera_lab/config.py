@@ -209,6 +209,12 @@ class PipelineSettings(BaseModel):
     workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: cores).")
     scheduler: str | None = Field(None, description="tcp://host:8786 to use an existing cluster.")
     kernel_name: str = "python3"
+    connect_timeout_s: float = Field(
+        30.0, gt=0, description="How long to try reaching a Dask scheduler before failing."
+    )
+    cancel_grace_s: float = Field(
+        30.0, ge=0, description="On Ctrl-C, how long to wait for running notebooks to stop."
+    )
 
 
 class Settings(BaseSettings):

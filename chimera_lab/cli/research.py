@@ -50,9 +50,11 @@ def lookahead(
 ) -> None:
     """Check a strategy for look-ahead and measure its warm-up.
 
-    The signal is recomputed on history truncated at random cut points (and with the future
-    shocked up and down) and compared with the full-history signal at every earlier bar: any
-    difference is look-ahead. The exit status is 0 either way: the verdict is data.
+    The signal is recomputed on history truncated at random cut points and at early ones
+    (2, 4, 8, ... bars), and with the future shocked up and down, and compared with the
+    full-history signal at every earlier bar: any difference is look-ahead, and a strategy
+    that raises on such a history is reported too. The exit status is 0 either way: the
+    verdict is data.
     """
     from chimera_lab.validation import detect_lookahead, detect_recursive_bias
 
@@ -83,6 +85,9 @@ def lookahead(
                 "n_cuts": len(report.cuts),
                 "n_checks": len(report.checks),
                 "n_offending_checks": len(report.offending),
+                "n_errors": len(report.errors),
+                "first_error": report.errors[0].error if report.errors else None,
+                "passed": report.passed,
                 "recursive_converged": recursive.converged,
                 "source": source.describe(),
             }
@@ -179,6 +184,11 @@ def _scheduling_options(func: Any) -> Any:
             help="Re-run the failed or missing notebooks of a run folder.",
         ),
         click.option(
+            "--force",
+            is_flag=True,
+            help="With --resume: accept code that differs from the run's (recorded).",
+        ),
+        click.option(
             "--progress/--no-progress",
             default=True,
             show_default=True,
@@ -190,11 +200,19 @@ def _scheduling_options(func: Any) -> Any:
     return func
 
 
+# Options that plan a run: a resume takes all of them from the run's manifest.
+_PLANNING = frozenset(
+    "csv_path symbol timeframe start end store_url strategy train test step resample grid "
+    "objective fee_bps slippage_bps anchored embargo warmup name no_lookahead_check "
+    "runs_dir".split()
+)
+
+
 @click.command("walk-forward")
 @source_options
-@click.option("--strategy", required=True, metavar="NAME|FILE.py:FUNC", help="Strategy.")
-@click.option("--train", required=True, help="Train window: duration (30D) or bars (5000).")
-@click.option("--test", required=True, help="Test window: duration (7D) or bars.")
+@click.option("--strategy", default=None, metavar="NAME|FILE.py:FUNC", help="Strategy (required).")
+@click.option("--train", default=None, help="Train window: duration (30D) or bars (5000).")
+@click.option("--test", default=None, help="Test window: duration (7D) or bars.")
 @click.option("--step", default=None, help="Distance between test windows (default: --test).")
 @click.option("--resample", default=None, metavar="TF", help="Aggregate the bars first (15m, 1h).")
 @click.option(
@@ -204,7 +222,24 @@ def _scheduling_options(func: Any) -> Any:
     help='Parameter grid, e.g. \'{"fast":[10,20],"slow":[50,100]}\' '
     "(default: the strategy's own grid).",
 )
-@click.option("--objective", default="sharpe", show_default=True, help="Stat to maximise.")
+@click.option(
+    "--objective",
+    default="sharpe",
+    show_default=True,
+    help="Stats key to maximise (-key minimises); checked before anything runs.",
+)
+@click.option(
+    "--fee-bps",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Fee per fill in basis points (default: CHIMERA_BACKTEST__FEE_BPS, 6).",
+)
+@click.option(
+    "--slippage-bps",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Slippage per fill in basis points (default: CHIMERA_BACKTEST__SLIPPAGE_BPS, 0).",
+)
 @click.option("--anchored", is_flag=True, help="Expanding train windows from the first bar.")
 @click.option("--embargo", default="0min", show_default=True, help="Gap between train and test.")
 @click.option(
@@ -230,13 +265,15 @@ def walk_forward(
     start: str | None,
     end: str | None,
     store_url: str | None,
-    strategy: str,
-    train: str,
-    test: str,
+    strategy: str | None,
+    train: str | None,
+    test: str | None,
     step: str | None,
     resample: str | None,
     grid: str | None,
     objective: str,
+    fee_bps: float | None,
+    slippage_bps: float | None,
     anchored: bool,
     embargo: str,
     warmup: str,
@@ -246,6 +283,7 @@ def walk_forward(
     scheduler: str | None,
     runs_dir: Path | None,
     resume: Path | None,
+    force: bool,
     progress: bool,
     as_json: bool,
 ) -> int:
@@ -254,6 +292,8 @@ def walk_forward(
     Each fold optimises the grid on its train window and trades the best parameters on its
     test window (warm-up bars prepended, not scored). The run folder holds every executed
     notebook, manifest.json, the stitched out-of-sample returns and report.html.
+    --strategy, --train and --test are required, except with --resume RUN_DIR, which takes
+    everything from the run's manifest.
     """
     from chimera_lab.pipelines import DataSpec, run_pipeline
     from chimera_lab.pipelines.walk_forward import parse_grid, walk_forward_spec
@@ -261,14 +301,31 @@ def walk_forward(
     settings = get_settings(ctx)
     _quiet_dask(ctx)
     if resume is not None:
+        given = [
+            param.opts[0]
+            for param in ctx.command.params
+            if param.name in _PLANNING
+            and ctx.get_parameter_source(param.name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"--resume takes the run's own spec from its manifest; drop {', '.join(given)}"
+            )
         result = run_pipeline(
             resume=resume,
             workers=workers,
             scheduler=scheduler,
+            force=force,
             progress=progress,
             settings=settings,
         )
         return _print_run(result, as_json)
+    if force:
+        raise click.UsageError("--force only applies to --resume")
+    for value, flag in ((strategy, "--strategy"), (train, "--train"), (test, "--test")):
+        if value is None:
+            raise click.UsageError(f"Missing option '{flag}' (or give --resume RUN_DIR).")
+    assert strategy is not None and train is not None and test is not None
     if (csv_path is None) == (symbol is None):
         raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
     if warmup != "auto" and not warmup.isdigit():
@@ -295,6 +352,8 @@ def walk_forward(
         warmup="auto" if warmup == "auto" else int(warmup),
         name=name,
         check_lookahead=not no_lookahead_check,
+        fee_bps=settings.backtest.fee_bps if fee_bps is None else fee_bps,
+        slippage_bps=settings.backtest.slippage_bps if slippage_bps is None else slippage_bps,
     )
     result = run_pipeline(
         spec,
@@ -329,6 +388,7 @@ def pipeline_run(
     scheduler: str | None,
     runs_dir: Path | None,
     resume: Path | None,
+    force: bool,
     progress: bool,
     as_json: bool,
 ) -> int:
@@ -337,6 +397,10 @@ def pipeline_run(
 
     if spec_path is None and resume is None:
         raise click.UsageError("give SPEC.yaml, or --resume RUN_FOLDER")
+    if spec_path is not None and resume is not None:
+        raise click.UsageError("give SPEC.yaml or --resume RUN_FOLDER, not both")
+    if force and resume is None:
+        raise click.UsageError("--force only applies to --resume")
     _quiet_dask(ctx)
     if spec_path is not None and not spec_path.is_file():
         raise click.BadParameter(f"no such file: {spec_path}", param_hint="SPEC.yaml")
@@ -346,6 +410,7 @@ def pipeline_run(
         workers=workers,
         scheduler=scheduler,
         resume=resume,
+        force=force,
         progress=progress,
         settings=get_settings(ctx),
     )

@@ -8,9 +8,12 @@ composes :mod:`chimera_lab.risk`:
   (:func:`~chimera_lab.risk.value_at_risk`);
 - rolling forecasts over the whole history backtested against the realised returns
   (:func:`~chimera_lab.risk.rolling_var`, :func:`~chimera_lab.risk.var_backtest`): Kupiec,
-  Christoffersen, conditional coverage, Basel zone;
+  Christoffersen, conditional coverage, a verdict per method, and the Basel zone for daily
+  bars (not for intraday ones, where 250 bars are not a trading year);
 - the regime of every bar (:class:`~chimera_lab.risk.RegimeDetector`), the current one, since
-  when, the time shares, and the limits configured for it.
+  when, the time shares, and the limits configured for it. Bars the detector cannot label
+  yet (too little history) count as ``warm_up``; a current ``warm_up`` regime gets NORMAL's
+  limits.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import pandas as pd
 
 from chimera_lab.config import Settings
 from chimera_lab.errors import DataError
+from chimera_lab.pipelines.manifest import iso_utc
+from chimera_lab.timeframes import infer_bar_spacing
 
 __all__ = ["RiskSnapshot", "risk_snapshot"]
 
@@ -61,7 +66,7 @@ class RiskSnapshot:
             return v
 
         return {
-            "as_of": self.as_of.isoformat(),
+            "as_of": iso_utc(self.as_of),
             "n_bars": self.n_bars,
             "confidence": self.confidence,
             "window_bars": self.window_bars,
@@ -74,7 +79,7 @@ class RiskSnapshot:
                 for m, row in self.coverage.to_dict(orient="index").items()
             },
             "regime": self.regime,
-            "regime_since": self.regime_since.isoformat(),
+            "regime_since": iso_utc(self.regime_since),
             "regime_shares": {k: clean(v) for k, v in self.regime_shares.items()},
             "limits": self.limits,
         }
@@ -83,9 +88,9 @@ class RiskSnapshot:
         """One paragraph for the top of the report."""
         hist = self.var_table.loc["historical"]
         return (
-            f"as of {self.as_of.isoformat()}: one-bar VaR({self.confidence:.0%}) "
+            f"as of {iso_utc(self.as_of)}: one-bar VaR({self.confidence:.0%}) "
             f"{hist['var']:.2%} (CVaR {hist['cvar']:.2%}, historical, last {self.window_bars} "
-            f"bars); regime {self.regime.upper()} since {self.regime_since.isoformat()}; limits "
+            f"bars); regime {self.regime.upper()} since {iso_utc(self.regime_since)}; limits "
             f"now: exposure x{self.limits['exposure_multiplier']:g}, leverage <= "
             f"{self.limits['max_leverage']:g}, VaR <= {self.limits['var_limit']:.1%}"
         )
@@ -126,9 +131,11 @@ def risk_snapshot(
     settings : Settings, optional
         Supplies the default window and the regime limits.
     """
+    from chimera_lab.pipelines.report import coverage_frame
     from chimera_lab.risk import (
+        WARMUP,
+        Regime,
         RegimeDetector,
-        coverage_table,
         regime_limits,
         regime_shares,
         rolling_var,
@@ -148,16 +155,19 @@ def risk_snapshot(
         rows[method] = {"var": now.var, "cvar": now.cvar, "n_obs": now.n_obs}
         forecasts[method] = rolling_var(returns, window, method, confidence, seed=0)
         backtests[method] = var_backtest(returns, forecasts[method], confidence)
-    coverage = coverage_table(backtests)
-    labels = RegimeDetector().fit(bars).predict(bars)
-    current = labels.iloc[-1]
-    changed = labels.ne(current)
-    since = (
-        labels.index[0]
-        if not changed.any()
-        else labels.index[changed.to_numpy().nonzero()[0][-1] + 1]
+    coverage = coverage_frame(
+        backtests, bar_spacing=infer_bar_spacing(pd.DatetimeIndex(bars.index))
     )
-    limits = regime_limits(settings)[current]
+    labels = RegimeDetector().fit(bars).predict(bars)
+    # Bars whose regime features are not defined yet have no label (None): the regime is
+    # then unknown ("warm_up"), and the limits are NORMAL's (the risk toolkit's rule).
+    missing = labels.isna().to_numpy()
+    current = labels.iloc[-1]
+    same = missing if missing[-1] else (~missing & labels.eq(current).to_numpy())
+    breaks = np.flatnonzero(~same)
+    since = labels.index[breaks[-1] + 1] if breaks.size else labels.index[0]
+    regime = WARMUP if missing[-1] else str(getattr(current, "value", current))
+    limits = regime_limits(settings)[Regime.NORMAL if missing[-1] else current]
     return RiskSnapshot(
         as_of=bars.index[-1],
         n_bars=len(bars),
@@ -165,7 +175,7 @@ def risk_snapshot(
         window_bars=window,
         var_table=pd.DataFrame.from_dict(rows, orient="index").rename_axis("method"),
         coverage=coverage,
-        regime=str(getattr(current, "value", current)),
+        regime=regime,
         regime_since=since,
         regime_shares=regime_shares(labels),
         limits={

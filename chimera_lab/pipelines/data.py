@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from chimera_lab.errors import ConfigError, DataError
+from chimera_lab.validation import to_utc
 
 __all__ = ["load_bars", "resolve_data_path", "source_parameters", "window_bars"]
 
@@ -37,13 +38,10 @@ def resolve_data_path(path: str | Path) -> Path:
 
 
 def _utc(value: Any, name: str) -> pd.Timestamp | None:
+    # Optional bounds: empty means none; otherwise the one rule (naive means UTC).
     if value is None or value == "":
         return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a date/time") from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return to_utc(value, name=name)
 
 
 def load_bars(
@@ -73,8 +71,10 @@ def load_bars(
         Keep only the bars within this duration before the last one (``"30D"``).
     resample : str, optional
         Aggregate to this timeframe (``"15m"``, ``"1h"``): inside the store for a store
-        series, else with pandas; buckets aligned to the Unix epoch, labelled by their open
-        time, empty buckets dropped (the store's convention).
+        series, else with :func:`chimera_lab.data.resample.resample_ohlcv`, the store's own
+        aggregation (bit-identical bars, so file and store sources have the same
+        fingerprint); buckets aligned to the Unix epoch, labelled by their open time, empty
+        buckets dropped.
 
     Raises
     ------
@@ -91,7 +91,9 @@ def load_bars(
         if t1 is not None:
             bars = bars.loc[bars.index <= t1]
         if resample:
-            bars = _resample(bars, resample)
+            from chimera_lab.data.resample import resample_ohlcv
+
+            bars = resample_ohlcv(bars, resample)
         where = str(data_path)
     elif symbol:
         from chimera_lab.data import Store
@@ -113,16 +115,6 @@ def load_bars(
     if bars.empty:
         raise DataError(f"no bars in {where} between {start or '-'} and {end or '-'}")
     return bars
-
-
-def _resample(bars: pd.DataFrame, timeframe: str) -> pd.DataFrame:
-    from chimera_lab.timeframes import timeframe_to_timedelta
-
-    rule = timeframe_to_timedelta(timeframe)
-    out = bars.resample(rule, origin="epoch", label="left", closed="left").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    )
-    return out.loc[out["open"].notna()]
 
 
 def source_parameters(data: Any) -> dict[str, Any]:

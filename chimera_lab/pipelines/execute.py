@@ -6,6 +6,18 @@ it returns a :class:`TaskOutcome` with the status, timings and the error (except
 message, failing cell). Papermill saves the notebook after every cell, so a failed task leaves
 its executed notebook up to (and including) the failing cell.
 
+Each attempt is isolated and can be stopped:
+
+- papermill runs in a **child process in its own session** (``python -m
+  chimera_lab.pipelines._child``), which starts the kernel; the worker thread waits for it
+  and polls the run's cancel event (a ``distributed.Event`` named in the task). When the
+  driver sets it (Ctrl-C), the child and the kernel are terminated (then killed) and the task
+  returns ``cancelled``. The child also ends itself and its kernel if the worker process dies.
+- the attempt writes into hidden temporary siblings of its output folder and notebook
+  (``.fold-000.attempt-<id>``); they are moved into place when the notebook finishes (ok or
+  failed), and discarded when it is cancelled. A cancelled or killed attempt therefore never
+  leaves half-written outputs, and cannot overwrite the outputs of a later attempt.
+
 The kernel inherits the worker's environment; that is how credentials reach a step.
 """
 
@@ -15,8 +27,13 @@ import importlib
 import json
 import os
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +41,19 @@ from typing import Any
 from chimera_lab.errors import PipelineError
 from chimera_lab.pipelines.manifest import utc_now
 
-__all__ = ["NotebookTask", "TaskOutcome", "execute_task", "export_html", "template_parameters"]
+__all__ = [
+    "NotebookTask",
+    "TaskOutcome",
+    "execute_task",
+    "export_html",
+    "kill_process_tree",
+    "run_papermill",
+    "template_parameters",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TRACEBACK_LINES = 40
+_POLL_S = 0.5  # how often a running task checks the cancel event
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,7 @@ class NotebookTask:
     timeout_s: float = 1800.0
     html: str | None = None
     start_timeout_s: float = 120.0
+    cancel_event: str | None = None  # name of the run's distributed.Event (None: not cancellable)
 
 
 @dataclass(frozen=True)
@@ -50,7 +77,7 @@ class TaskOutcome:
     """What happened to a task (returned by the worker, recorded in the manifest)."""
 
     task_id: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed" or "cancelled"
     started: str
     finished: str
     duration_s: float
@@ -158,53 +185,226 @@ def export_html(notebook: str | Path, html: str | Path) -> Path:
     return target
 
 
-def execute_task(task: NotebookTask) -> TaskOutcome:
-    """Execute one notebook task; return its outcome (never raises for a failing notebook)."""
+def run_papermill(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Execute one notebook as described by ``spec`` (in this process); return the error.
+
+    ``spec`` holds ``template``, ``notebook``, ``cwd``, ``parameters``, ``kernel_name``,
+    ``timeout_s``, ``start_timeout_s`` and ``html`` (or ``None``). Returns ``None`` on
+    success, else the error record (see :func:`execute_task`). This is what the child process
+    of :func:`execute_task` runs.
+    """
     import papermill
 
-    started, t0 = utc_now(), time.perf_counter()
-    out_dir = Path(task.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    Path(task.notebook).parent.mkdir(parents=True, exist_ok=True)
     error: dict[str, Any] | None = None
     try:
         papermill.execute_notebook(
-            task.template,
-            task.notebook,
-            parameters=task.parameters,
-            kernel_name=task.kernel_name,
-            cwd=str(out_dir),
+            spec["template"],
+            spec["notebook"],
+            parameters=spec["parameters"],
+            kernel_name=spec["kernel_name"],
+            cwd=spec["cwd"],
             progress_bar=False,
             log_output=False,
-            start_timeout=int(task.start_timeout_s),
-            execution_timeout=task.timeout_s,
+            start_timeout=int(spec["start_timeout_s"]),
+            execution_timeout=spec["timeout_s"],
             # The kernel's own start-up chatter (transport warnings) is not the run's output.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except Exception as exc:
         error = _error_from(exc)
-    if task.html and Path(task.notebook).is_file():
+    if spec.get("html") and Path(spec["notebook"]).is_file():
         try:
-            export_html(task.notebook, task.html)
+            export_html(spec["notebook"], spec["html"])
         except Exception as exc:
             if error is None:
                 error = _error_from(exc)
                 error["message"] = f"HTML export failed: {error['message']}"
+    return error
+
+
+def kill_process_tree(pid: int, *, timeout_s: float = 5.0) -> list[int]:
+    """Terminate a process and all its descendants (then kill what is left); return the pids.
+
+    Descendants are collected first, so processes in their own session (a Jupyter kernel)
+    are found too. Bounded: at most ``2 * timeout_s``.
+    """
+    psutil: Any = importlib.import_module("psutil")  # a dependency of distributed
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    for proc in family:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=timeout_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout_s)
+    return [p.pid for p in family]
+
+
+def _cancel_probe(name: str | None) -> Callable[[], bool]:
+    # A callable telling whether the run was cancelled; never set outside a Dask worker.
+    if not name:
+        return lambda: False
+    try:
+        dd: Any = importlib.import_module("distributed")
+        dd.get_worker()
+        event = dd.Event(name)
+    except (ImportError, ValueError):
+        return lambda: False
+
+    def is_set() -> bool:
+        try:
+            return bool(event.is_set())
+        except Exception:  # noqa: BLE001 - a scheduler hiccup is not a cancellation
+            return False
+
+    return is_set
+
+
+def _attempt_paths(task: NotebookTask, token: str) -> dict[str, Path]:
+    out, nb = Path(task.output_dir), Path(task.notebook)
+    paths = {
+        "out": out.with_name(f".{out.name}.attempt-{token}"),  # same depth: ../.. still works
+        "notebook": nb.with_name(f".{nb.stem}.attempt-{token}{nb.suffix}"),
+        "spec": out.with_name(f".{out.name}.attempt-{token}.json"),
+        "outcome": out.with_name(f".{out.name}.attempt-{token}.outcome.json"),
+        "log": out.with_name(f".{out.name}.attempt-{token}.log"),
+    }
+    if task.html:
+        html = Path(task.html)
+        paths["html"] = html.with_name(f".{html.stem}.attempt-{token}{html.suffix}")
+    return paths
+
+
+def _discard(paths: dict[str, Path]) -> None:
+    for key, path in paths.items():
+        if key == "out":
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = _ANSI.sub("", path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _launch(spec: Path, log: Path) -> subprocess.Popen[bytes]:
+    # The papermill child: a fresh interpreter in its own session, output to the log file.
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "chimera_lab.pipelines._child", str(spec)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # signals to the worker's group (a terminal's Ctrl-C) skip it
+        )
+
+
+def execute_task(task: NotebookTask) -> TaskOutcome:
+    """Execute one notebook task; return its outcome (never raises for a failing notebook).
+
+    See the module notes: papermill runs in a child process in its own session, the attempt
+    writes into temporary siblings moved into place at the end, and the run's cancel event
+    stops it (status ``cancelled``, nothing moved into place).
+    """
+    started, t0 = utc_now(), time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    cancelled = _cancel_probe(task.cancel_event)
+
+    def outcome(
+        status: str, error: dict[str, Any] | None = None, result: Any = None
+    ) -> TaskOutcome:
+        return TaskOutcome(
+            task_id=task.task_id,
+            status=status,
+            started=started,
+            finished=utc_now(),
+            duration_s=round(time.perf_counter() - t0, 3),
+            worker=worker,
+            error=error,
+            result=result,
+        )
+
+    if cancelled():
+        return outcome("cancelled")
+    token = uuid.uuid4().hex[:12]
+    paths = _attempt_paths(task, token)
+    paths["out"].mkdir(parents=True, exist_ok=True)
+    paths["notebook"].parent.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "template": task.template,
+        "notebook": str(paths["notebook"]),
+        "cwd": str(paths["out"]),
+        "parameters": task.parameters,
+        "kernel_name": task.kernel_name,
+        "timeout_s": task.timeout_s,
+        "start_timeout_s": task.start_timeout_s,
+        "html": str(paths["html"]) if "html" in paths else None,
+        "outcome": str(paths["outcome"]),
+    }
+    paths["spec"].write_text(json.dumps(spec, default=str), encoding="utf-8")
+    try:
+        proc = _launch(paths["spec"], paths["log"])
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancelled():
+                        kill_process_tree(proc.pid)
+                        proc.wait(timeout=10)
+                        return outcome("cancelled")
+        except BaseException:
+            kill_process_tree(proc.pid)  # the worker thread itself is being torn down
+            raise
+        if cancelled():
+            return outcome("cancelled")  # finished just as the run was cancelled: discard
+        error: dict[str, Any] | None
+        try:
+            error = json.loads(paths["outcome"].read_text(encoding="utf-8"))["error"]
+        except (OSError, ValueError, KeyError):
+            error = {
+                "type": "ProcessError",
+                "message": f"the papermill process ended with status {code} without a "
+                f"result: {_log_tail(paths['log']) or 'no output'}",
+                "cell_index": None,
+                "execution_count": None,
+                "traceback": [],
+            }
+        _move_into_place(task, paths)
+    finally:
+        _discard(paths)
     result: dict[str, Any] | None = None
-    result_file = out_dir / "result.json"
+    result_file = Path(task.output_dir) / "result.json"
     if result_file.is_file():
         try:
             loaded = json.loads(result_file.read_text(encoding="utf-8"))
             result = loaded if isinstance(loaded, dict) else None
         except (OSError, json.JSONDecodeError):
             result = None
-    return TaskOutcome(
-        task_id=task.task_id,
-        status="failed" if error else "ok",
-        started=started,
-        finished=utc_now(),
-        duration_s=round(time.perf_counter() - t0, 3),
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        error=error,
-        result=result,
-    )
+    return outcome("failed" if error else "ok", error, result)
+
+
+def _move_into_place(task: NotebookTask, paths: dict[str, Path]) -> None:
+    # The attempt is complete: its folder, notebook and page replace the previous ones.
+    final = Path(task.output_dir)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(paths["out"], final)
+    if paths["notebook"].is_file():
+        os.replace(paths["notebook"], task.notebook)
+    if task.html and paths["html"].is_file():
+        os.replace(paths["html"], task.html)

@@ -1,20 +1,37 @@
 """One walk-forward fold: optimise on the train window, trade the winner on the test window.
 
 This is the logic of ``notebooks/templates/walk_forward_fold.ipynb`` (the notebook only loads
-bars, calls :func:`evaluate_fold`, writes and plots), so it is unit-tested and usable without
+bars, calls :func:`evaluate_fold` and plots), so it is unit-tested and usable without
 papermill. The time rules are enforced, not assumed:
 
 - the optimisation sees bars up to the train end only, the evaluation bars up to the test end
   only (:meth:`TemporalValidator.validate_features` on the frames handed to the engine);
 - every test bar is later than every train bar plus the embargo
   (:meth:`TemporalValidator.validate_fold`);
+- the chosen parameters are checked for look-ahead on the train window
+  (:func:`~chimera_lab.validation.detect_lookahead`, including the early cuts): the run's gate
+  checked every grid point on the first bars of the data, this checks the point actually
+  traded on the bars it was chosen on; a flagged fold fails with a
+  :class:`~chimera_lab.errors.LookAheadError` and its ``result.json`` records the verdict;
 - ``warmup_bars`` before each window are seen by indicators but neither traded nor scored
   (``trade_start`` of :func:`chimera_lab.backtest.run`); the first fold, which has no history
-  before its train window, warms up inside it and is scored from its first warm bar.
+  before its train window, warms up inside it and is scored from its first warm bar;
+- the warm-up of the test window is **verified**: the positions traded on the test window
+  must be the same with ``W`` and with ``2W`` warm-up bars. If they differ the warm-up is
+  doubled until they agree (or the history runs out), and ``result.json`` records what was
+  requested, used and compared (``warmup_check``). ``warmup: auto`` measures ``W`` on the
+  first bars of the data only, so this is what makes every fold's first scored bar the one a
+  live run with all past data would trade;
+- each window is traded **from flat to flat**: the target is set to 0 at the window's
+  second-to-last bar, so the position is closed at the last bar's open and that exit pays
+  fee and slippage (``exit_at_end``). Stitched folds therefore pay a round trip at each fold
+  boundary, as a strategy restarted per fold would.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -25,25 +42,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chimera_lab.errors import ConfigError, DataError, PipelineError
+from chimera_lab.errors import ConfigError, DataError, LookAheadError, PipelineError
 from chimera_lab.pipelines.data import window_bars
-from chimera_lab.pipelines.manifest import fingerprint_bars
+from chimera_lab.pipelines.manifest import fingerprint_bars, iso_utc
 from chimera_lab.pipelines.walk_forward import OOS_RETURNS, parse_grid
-from chimera_lab.validation import TemporalValidator, strategy_name
+from chimera_lab.validation import TemporalValidator, detect_lookahead, strategy_name, to_utc
 
-__all__ = ["FoldResult", "evaluate_fold", "output_path", "plot_fold"]
+__all__ = ["FoldResult", "evaluate_fold", "output_path", "plot_fold", "strategy_file"]
 
 _STATS_SHOWN = ("sharpe", "total_return", "max_drawdown", "n_trades", "exposure")
+_FOLD_LOOKAHEAD_CHECKS = 5  # random cuts of the per-fold check (plus the early ladder)
+_ATOL = _RTOL = 1e-9  # targets agree as in chimera_lab.validation (summation-order slack only)
 
 
-def _utc(value: Any, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a timestamp") from None
-    if pd.isna(ts):
-        raise ConfigError(f"{name} is required")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+def strategy_file(strategy: Any) -> Path | None:
+    """Return the file of a ``path/to/file.py:function`` strategy target, else ``None``."""
+    if isinstance(strategy, str) and ":" in strategy:
+        path = strategy.rpartition(":")[0]
+        if path.endswith(".py"):
+            return Path(path).expanduser()
+    return None
 
 
 def output_path(output_dir: str) -> Path:
@@ -88,28 +106,83 @@ class FoldResult:
     n_candidates: int
     data_fingerprint: str
     table: pd.DataFrame = field(repr=False)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    n_valid_candidates: int = 0
+    cost_model: dict[str, Any] = field(default_factory=dict)
+    lookahead_check: dict[str, Any] | None = None
+    warmup_check: dict[str, Any] = field(default_factory=dict)
+    strategy_sha256: str | None = None
+
+    @property
+    def warmup_short(self) -> bool:
+        """Whether the test window got fewer warm-up bars than requested or verified."""
+        short = self.warmup_used_test < self.warmup_bars
+        return short or self.warmup_check.get("agreed") is False
 
     def to_dict(self) -> dict[str, Any]:
-        """Return ``result.json``'s content (plain JSON values)."""
+        """Return ``result.json``'s content (plain JSON values, timestamps ISO-8601 ``Z``)."""
         return {
             "fold": self.fold,
+            "status": "ok",
             "strategy": self.strategy,
+            "strategy_sha256": self.strategy_sha256,
             "objective": self.objective,
+            "grid": self.grid,
             "best_params": self.best_params,
             "best_score": None if not np.isfinite(self.best_score) else self.best_score,
             "is_stats": self.is_stats,
             "oos_stats": self.oos_stats,
-            "train_start": self.train_start.isoformat(),
-            "train_end": self.train_end.isoformat(),
-            "test_start": self.test_start.isoformat(),
-            "test_end": self.test_end.isoformat(),
+            "train_start": iso_utc(self.train_start),
+            "train_end": iso_utc(self.train_end),
+            "test_start": iso_utc(self.test_start),
+            "test_end": iso_utc(self.test_end),
             "warmup_bars": self.warmup_bars,
             "warmup_used_train": self.warmup_used_train,
             "warmup_used_test": self.warmup_used_test,
+            "warmup_short": self.warmup_short,
+            "warmup_check": self.warmup_check,
+            "lookahead_check": self.lookahead_check,
+            "cost_model": self.cost_model,
             "n_candidates": self.n_candidates,
+            "n_valid_candidates": self.n_valid_candidates,
             "n_oos_bars": len(self.oos_returns),
             "data_fingerprint": self.data_fingerprint,
         }
+
+    def describe(self) -> str:
+        """Return what the fold did: choice, checks, warm-up and cost model (a few lines)."""
+        c, w, la = self.cost_model, self.warmup_check, self.lookahead_check
+        lines = [
+            f"fold {self.fold}: {self.strategy} {self.best_params} chosen from "
+            f"{self.n_valid_candidates} of {self.n_candidates} grid points (objective "
+            f"{self.objective}); train {iso_utc(self.train_start)} .. {iso_utc(self.train_end)}, "
+            f"test {iso_utc(self.test_start)} .. {iso_utc(self.test_end)}",
+            f"costs: fee {c.get('fee_bps', 0):g} bps and slippage {c.get('slippage_bps', 0):g} "
+            "bps per fill"
+            + (
+                "; the position is closed at the end of each window" if c.get("exit_at_end") else ""
+            ),
+        ]
+        warm = (
+            f"warm-up: {self.warmup_bars} bars requested; used {self.warmup_used_train} before "
+            f"the train window, {self.warmup_used_test} before the test window"
+        )
+        if w.get("agreed"):
+            warm += f" (verified: same positions with {w['steps'][-1]['compared_with']} bars)"
+        elif w.get("agreed") is False:
+            warm += " (NOT verified: the positions still depended on where the history started)"
+        else:
+            warm += " (not verified: no earlier bars to compare with)"
+        if w.get("extended"):
+            warm += f"; extended from {w['requested']}"
+        lines.append(warm)
+        if la is not None:
+            lines.append(
+                f"look-ahead check of the chosen parameters on the train window: "
+                f"{'passed' if la.get('passed') else 'FAILED'} ({la.get('n_checks')} checks at "
+                f"{la.get('n_cuts')} cut points)"
+            )
+        return "\n".join(lines)
 
     def summary_frame(self) -> pd.DataFrame:
         """Return the in-sample and out-of-sample headline stats side by side."""
@@ -125,15 +198,117 @@ class FoldResult:
         """Write ``result.json``, ``oos_returns.parquet`` and ``is_table.csv``; return the dir."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
-        (out / "result.json").write_text(text + "\n", encoding="utf-8")
         frame = self.oos_returns.rename("returns").to_frame()
         if self.oos_exposure is not None:
             frame["exposure"] = self.oos_exposure.reindex(frame.index)
         frame.index.name = "timestamp"
         frame.to_parquet(out / OOS_RETURNS)
         self.table.to_csv(out / "is_table.csv")
+        _write_json(out / "result.json", self.to_dict())  # last: its presence means complete
         return out
+
+
+def _write_json(path: Path, content: Mapping[str, Any]) -> None:
+    text = json.dumps(dict(content), indent=2, allow_nan=False, default=str)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _flat_at_end(spec: Any) -> Any:
+    """Return ``spec`` with its target forced to 0 on the last two bars of any window.
+
+    The target of bar t trades at bar t+1's open, so a 0 on the second-to-last bar closes
+    the position at the last bar's open, paying fee and slippage: the window ends flat.
+    """
+    from chimera_lab.backtest import StrategySpec
+
+    func = spec.func
+
+    @functools.wraps(func)
+    def flat(data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        out = func(data, *args, **kwargs)
+        if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
+            out = out.iloc[:, 0]
+        if isinstance(out, pd.Series):
+            out = out.astype("float64")  # a copy: the strategy's own series is left alone
+            out.iloc[-2:] = 0.0
+        elif isinstance(out, np.ndarray):
+            out = out.astype(np.float64, copy=True)
+            out[-2:] = 0.0
+        return out  # anything else: the engine refuses it with its own message
+
+    return StrategySpec(spec.name, flat, spec.grid, registered=False)
+
+
+def _targets(result: Any, t0: pd.Timestamp) -> pd.Series:
+    # The targets that decide the positions held in the test window: from the bar before t0.
+    signal: pd.Series = result.signal
+    first = max(int(signal.index.searchsorted(t0, side="left")) - 1, 0)
+    return signal.iloc[first:].astype("float64")
+
+
+def _verify_warmup(
+    bars: pd.DataFrame,
+    traded: Any,
+    params: Mapping[str, Any],
+    t0: pd.Timestamp,
+    t1: pd.Timestamp,
+    requested: int,
+    kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Find the warm-up (>= ``requested``) whose test-window positions equal those of twice it.
+
+    Doubles the warm-up while the positions traded in ``[t0, t1]`` (the targets from the bar
+    before ``t0`` on, agreeing within ``1e-9 + 1e-9 |b|``) differ between ``W`` and ``2W`` bars
+    of history (or ``W + 1`` for ``W = 0``), up to the bars available before
+    ``t0``. Returns the record for ``result.json``: ``requested``, ``used``, ``available``,
+    ``agreed`` and each comparison made.
+    """
+    from chimera_lab.backtest import run
+
+    available = int(bars.index.searchsorted(t0, side="left"))
+
+    def targets(w: int) -> pd.Series:
+        window = window_bars(bars, t0, t1, warmup_bars=w)
+        return _targets(run(window, traded, trade_start=t0, **kwargs, **params), t0)
+
+    w = min(requested, available)
+    steps: list[dict[str, Any]] = []
+    agreed: bool | None = None
+    if w < available:
+        current = targets(w)
+        while True:
+            w2 = min(2 * w if w else 1, available)
+            longer = targets(w2)
+            a, b = current.to_numpy(), longer.to_numpy()
+            n = min(len(a), len(b))
+            a, b = a[-n:], b[-n:]
+            with np.errstate(invalid="ignore"):
+                close = np.abs(a - b) <= _ATOL + _RTOL * np.abs(np.nan_to_num(b))
+            differ = ~(close | (np.isnan(a) & np.isnan(b)))
+            where = np.flatnonzero(differ)
+            steps.append(
+                {
+                    "warmup": w,
+                    "compared_with": w2,
+                    "n_different": int(where.size),
+                    "first_different": iso_utc(longer.index[-n:][where[0]]) if where.size else None,
+                }
+            )
+            if not where.size:
+                agreed = True
+                break
+            w, current = w2, longer
+            if w >= available:
+                agreed = False  # all the history there is, and it still mattered
+                break
+    return {
+        "requested": int(requested),
+        "used": int(w),
+        "available": available,
+        "agreed": agreed,
+        "extended": w > requested,
+        "steps": steps,
+    }
 
 
 def evaluate_fold(
@@ -151,6 +326,10 @@ def evaluate_fold(
     fold: int = 0,
     expected_fingerprint: str | None = None,
     run_kwargs: Mapping[str, Any] | None = None,
+    check_lookahead: bool = True,
+    verify_warmup: bool = True,
+    exit_at_end: bool = True,
+    output_dir: str | Path | None = None,
 ) -> FoldResult:
     """Optimise ``grid`` on the train window and evaluate the best point on the test window.
 
@@ -164,11 +343,11 @@ def evaluate_fold(
     grid : JSON str or mapping, optional
         Parameter grid; empty means the strategy's default grid.
     train_start, train_end, test_start, test_end : timestamp-like
-        Inclusive window bounds (UTC).
+        Inclusive window bounds (naive means UTC).
     warmup_bars : int
         Bars before each window that indicators see but that are not traded or scored.
     objective : str
-        Stat to maximise on the train window (``sharpe`` by default).
+        Stat to maximise on the train window (``sharpe`` by default; ``-key`` minimises).
     embargo : str or Timedelta
         Required gap between the last train bar and the first test bar.
     fold : int
@@ -176,19 +355,33 @@ def evaluate_fold(
     expected_fingerprint : str, optional
         Fingerprint the run recorded for these bars; a mismatch raises.
     run_kwargs : mapping, optional
-        Extra keyword arguments for the backtest (fees, capital, ...).
+        Backtest settings (``fee_bps``, ``slippage_bps``, ``initial_capital``, ...), the
+        cost model recorded in the result.
+    check_lookahead : bool
+        Check the chosen parameters for look-ahead on the train window (see module notes).
+    verify_warmup : bool
+        Verify (and extend if needed) the test window's warm-up (see module notes).
+    exit_at_end : bool
+        Close the position at the last bar's open of each window (see module notes).
+    output_dir : str or Path, optional
+        Write ``result.json``, ``oos_returns.parquet`` and ``is_table.csv`` here; a fold
+        refused for look-ahead writes a ``result.json`` with its verdict before raising.
 
     Raises
     ------
     LookAheadError
-        The windows overlap / violate the embargo, or a frame reaches past its decision time.
+        The windows overlap / violate the embargo, a frame reaches past its decision time,
+        or the chosen parameters use future data.
     PipelineError
         The bars differ from the ones the run was planned on.
     """
     from chimera_lab.backtest import optimize, resolve_strategy, run
 
-    t_train0, t_train1 = _utc(train_start, "train_start"), _utc(train_end, "train_end")
-    t_test0, t_test1 = _utc(test_start, "test_start"), _utc(test_end, "test_end")
+    t_train0, t_train1 = (
+        to_utc(train_start, name="train_start"),
+        to_utc(train_end, name="train_end"),
+    )
+    t_test0, t_test1 = to_utc(test_start, name="test_start"), to_utc(test_end, name="test_end")
     if warmup_bars < 0:
         raise ConfigError(f"warmup_bars must be >= 0, got {warmup_bars}")
     fold_bars = window_bars(bars, t_train0, t_test1, warmup_bars=warmup_bars)
@@ -209,6 +402,9 @@ def evaluate_fold(
     validator.validate_fold(train, test)
 
     fn = resolve_strategy(strategy)
+    source = strategy_file(strategy)
+    source_sha = hashlib.sha256(source.read_bytes()).hexdigest() if source else None
+    traded = _flat_at_end(fn) if exit_at_end else fn
     kwargs = dict(run_kwargs or {})
     grid_map = parse_grid(grid if isinstance(grid, str) or grid is None else dict(grid))
     if not grid_map:
@@ -227,15 +423,54 @@ def evaluate_fold(
         shortfall = min(warmup_bars - used_train, len(train) - 1)
         is_trade_start = train.index[shortfall]
     validator.validate_features(is_data, decision_time=t_train1)
-    opt = optimize(is_data, fn, grid_map, objective=objective, trade_start=is_trade_start, **kwargs)
+    opt = optimize(
+        is_data, traded, grid_map, objective=objective, trade_start=is_trade_start, **kwargs
+    )
     best = dict(opt.best_params)
-    is_result = run(is_data, fn, trade_start=is_trade_start, **kwargs, **best)
+    plain_best = {str(k): _plain(v) for k, v in best.items()}
+
+    verdict: dict[str, Any] | None = None
+    if check_lookahead:
+        report = detect_lookahead(
+            fn, is_data, n_checks=_FOLD_LOOKAHEAD_CHECKS, params=best, random_state=int(fold)
+        )
+        verdict = report.to_dict()
+        if not report.passed:
+            message = (
+                f"fold {fold}: the chosen parameters {plain_best} fail the look-ahead check on "
+                f"the train window: {report.summary()}"
+            )
+            if output_dir is not None:
+                out = Path(output_dir)
+                out.mkdir(parents=True, exist_ok=True)
+                _write_json(
+                    out / "result.json",
+                    {
+                        "fold": int(fold),
+                        "status": "refused",
+                        "reason": message,
+                        "strategy": strategy_name(fn),
+                        "strategy_sha256": source_sha,
+                        "best_params": plain_best,
+                        "lookahead_check": verdict,
+                        "data_fingerprint": fingerprint,
+                    },
+                )
+            raise LookAheadError(message)
+    is_result = run(is_data, traded, trade_start=is_trade_start, **kwargs, **best)
 
     # Out-of-sample: warm-up bars (the tail of the past) prepended, not traded, not scored.
-    oos_data = window_bars(bars, t_test0, t_test1, warmup_bars=warmup_bars)
+    if verify_warmup:
+        warm = _verify_warmup(bars, traded, best, t_test0, t_test1, warmup_bars, kwargs)
+    else:
+        available = int(bars.index.searchsorted(t_test0, side="left"))
+        used = min(warmup_bars, available)
+        warm = {"requested": warmup_bars, "used": used, "available": available, "agreed": None}
+        warm.update(extended=False, steps=[])
+    oos_data = window_bars(bars, t_test0, t_test1, warmup_bars=int(warm["used"]))
     used_test = int((oos_data.index < t_test0).sum())
     validator.validate_features(oos_data, decision_time=t_test1)
-    oos_result = run(oos_data, fn, trade_start=t_test0, **kwargs, **best)
+    oos_result = run(oos_data, traded, trade_start=t_test0, **kwargs, **best)
     returns = pd.Series(oos_result.returns, dtype="float64")
     returns = returns.loc[returns.index >= t_test0]
     exposure = getattr(oos_result, "exposure", None)
@@ -243,11 +478,12 @@ def evaluate_fold(
         exposure = exposure.loc[exposure.index >= t_test0].astype("float64")
     else:
         exposure = None
-    return FoldResult(
+    config = oos_result.config
+    result = FoldResult(
         fold=int(fold),
         strategy=strategy_name(fn),
         objective=objective,
-        best_params={str(k): _plain(v) for k, v in best.items()},
+        best_params=plain_best,
         best_score=float(opt.best_score),
         is_stats=_clean_stats(is_result.stats),
         oos_stats=_clean_stats(oos_result.stats),
@@ -263,7 +499,23 @@ def evaluate_fold(
         n_candidates=len(opt.table),
         data_fingerprint=fingerprint,
         table=opt.table,
+        grid={k: [_plain(v) for v in vs] for k, vs in grid_map.items()},
+        n_valid_candidates=int(opt.table["error"].isna().sum()),
+        cost_model={
+            "fee_bps": float(config["fee_bps"]),
+            "slippage_bps": float(config["slippage_bps"]),
+            "initial_capital": float(config["initial_capital"]),
+            "leverage": float(config["leverage"]),
+            "allow_short": bool(config["allow_short"]),
+            "exit_at_end": bool(exit_at_end),
+        },
+        lookahead_check=verdict,
+        warmup_check=warm,
+        strategy_sha256=source_sha,
     )
+    if output_dir is not None:
+        result.write(output_dir)
+    return result
 
 
 def _plain(value: Any) -> Any:

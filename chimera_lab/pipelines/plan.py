@@ -3,13 +3,19 @@
 :func:`plan_run` loads and fingerprints the bars, makes the folds, runs the walk-forward
 checks (warm-up, look-ahead gate), resolves every task's parameters against its template, and
 builds the initial manifest; :func:`plan_resume` rebuilds the tasks of an existing run folder
-after checking that each fold's bars are unchanged. Nothing here executes a notebook.
+after checking that each fold's bars and the code are unchanged. Nothing here executes a
+notebook.
+
+A run folder can be moved or copied: nothing in the manifest points into it by an absolute
+path. Each task's kernel runs in the task's output folder, so the injected ``output_dir`` is
+``"."`` and ``run_dir`` is the relative path from there to the run folder (``"../.."`` for a
+fold, ``".."`` for a report); the manifest records notebook and output paths relative to the
+run folder, and a resume rebuilds the absolute paths from wherever the folder is now.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shlex
@@ -26,22 +32,66 @@ from chimera_lab.logging import get_logger
 from chimera_lab.pipelines.data import load_bars, source_parameters, window_bars
 from chimera_lab.pipelines.execute import NotebookTask, template_parameters
 from chimera_lab.pipelines.manifest import (
+    code_differences,
     collect_environment,
     fingerprint_bars,
+    iso_utc,
     read_manifest,
+    sha256_file,
     utc_now,
 )
 from chimera_lab.pipelines.safety import assert_no_secrets
 from chimera_lab.pipelines.spec import PipelineSpec, StepSpec
 from chimera_lab.validation import Fold, walk_forward_splits
 
-__all__ = ["RunPlan", "plan_resume", "plan_run"]
+__all__ = ["RunPlan", "code_identity", "plan_resume", "plan_run", "reproduce_command"]
 
 log = get_logger(__name__)
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+_RUN_RELATIVE = ("output_dir", "run_dir")  # implicit parameters that point into the run folder
+
+
+def code_identity(spec: PipelineSpec) -> dict[str, Any]:
+    """Return what identifies the code a run executes: environment and executed files.
+
+    ``files`` maps each template and each ``file.py:function`` strategy of the spec to its
+    SHA-256 (see :func:`~chimera_lab.pipelines.manifest.code_differences`).
+    """
+    from chimera_lab.pipelines.folds import strategy_file
+
+    files: dict[str, str | None] = {}
+    for step in spec.steps:
+        paths = [Path(step.template)]
+        source = strategy_file(step.parameters.get("strategy"))
+        if source is not None:
+            paths.append(source)
+        for path in paths:
+            files[str(path)] = sha256_file(path) if path.is_file() else None
+    return {"environment": collect_environment(), "files": files}
+
+
+def reproduce_command(record: Mapping[str, Any], kernel: str) -> str:
+    """Return the shell command that re-executes a task into ``reproduce/<task>/``.
+
+    Run it **in the run folder** (it uses relative paths, so a moved folder works): it
+    creates ``reproduce/<task>/``, runs the template there with papermill (kernel pinned with
+    ``-k``, working directory pinned with ``--cwd``, the recorded parameters with ``-y``) and
+    leaves the archived outputs untouched.
+    """
+    target = f"reproduce/{record['id']}"
+    params = dict(record["parameters"])
+    if "output_dir" in params:
+        params["output_dir"] = "."
+    if "run_dir" in params:
+        params["run_dir"] = os.path.relpath(".", target)
+    # -y takes the parameters as YAML (JSON is YAML): exact types, unlike -p's guessing.
+    blob = json.dumps(params, sort_keys=True)
+    return (
+        f"mkdir -p {target} && papermill -k {shlex.quote(kernel)} --cwd {target} "
+        f"{shlex.quote(str(record['template']))} {target}/{record['id']}.ipynb "
+        f"-y {shlex.quote(blob)}"
+    )
 
 
 def _encode(value: Any, declared_type: str | None) -> Any:
@@ -75,12 +125,6 @@ def _fold_record(fold: Fold, warmup_bars: int) -> dict[str, Any]:
     return {**fold.to_dict(), "warmup_bars": warmup_bars}
 
 
-def _reproduce_command(template: str, notebook: str, params: Mapping[str, Any]) -> str:
-    # -y takes the parameters as YAML (JSON is YAML): exact types, unlike -p's guessing.
-    blob = json.dumps(dict(params), sort_keys=True)
-    return f"papermill {shlex.quote(template)} {shlex.quote(notebook)} -y {shlex.quote(blob)}"
-
-
 @dataclass
 class RunPlan:
     """Tasks to run, in step order, and the manifest that records them."""
@@ -90,6 +134,8 @@ class RunPlan:
     manifest: dict[str, Any]
     tasks: dict[str, NotebookTask]
     steps: list[tuple[StepSpec, list[str]]]
+    code: dict[str, Any]
+    code_changes: list[str]
 
 
 def _load_data(spec: PipelineSpec) -> pd.DataFrame | None:
@@ -124,8 +170,8 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
             "source": spec.data.model_dump(),
             "fingerprint": fingerprint_bars(bars),
             "n_bars": len(bars),
-            "first": bars.index[0].isoformat(),
-            "last": bars.index[-1].isoformat(),
+            "first": iso_utc(bars.index[0]),
+            "last": iso_utc(bars.index[-1]),
         }
         # Pin the resolved range so the notebooks and a later --resume read the same bars.
         if spec.data.lookback:
@@ -133,8 +179,8 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
                 update={
                     "data": spec.data.model_copy(
                         update={
-                            "start": bars.index[0].isoformat(),
-                            "end": bars.index[-1].isoformat(),
+                            "start": iso_utc(bars.index[0]),
+                            "end": iso_utc(bars.index[-1]),
                             "lookback": None,
                         }
                     )
@@ -156,6 +202,7 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
         )
         prep = walk_forward.prepare(spec, bars)
     warmup_bars = int(prep.get("warmup_bars", 0))
+    code = code_identity(spec)
     manifest: dict[str, Any] = {
         "run_id": run_dir.name,
         "name": spec.name,
@@ -163,7 +210,9 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
         "created": utc_now(),
         "updated": utc_now(),
         "spec": spec.model_dump(mode="json"),
-        "environment": collect_environment(),
+        "environment": code["environment"],
+        "code": code,
+        "attempts": [],
         "data": data_record,
         "folds": [_fold_record(fold, warmup_bars) for fold in folds],
         "checks": prep.get("checks", {}),
@@ -171,13 +220,19 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
         "tasks": [],
     }
     implicit_data = source_parameters(spec.data) if spec.data is not None else {}
+    costs = settings.backtest
+    implicit_costs = {
+        "fee_bps": costs.fee_bps,
+        "slippage_bps": costs.slippage_bps,
+        "initial_capital": costs.initial_capital,
+    }
     tasks: dict[str, NotebookTask] = {}
     steps: list[tuple[StepSpec, list[str]]] = []
     kernel = spec.scheduling.kernel or settings.pipeline.kernel_name
     for step in spec.steps:
         template = Path(step.template)
         declared = template_parameters(template)
-        template_hash = _sha256_file(template)
+        template_hash = sha256_file(template)
         ids: list[str] = []
         units: list[Fold | None] = list(folds) if step.foreach == "fold" else [None]
         for fold in units:
@@ -191,8 +246,10 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
                 out_dir = run_dir / step.name / task_id
             implicit: dict[str, Any] = {
                 **implicit_data,
-                "output_dir": str(out_dir),
-                "run_dir": str(run_dir),
+                **implicit_costs,
+                # The kernel runs in out_dir: these are relative to it (see module notes).
+                "output_dir": ".",
+                "run_dir": os.path.relpath(run_dir, out_dir),
             }
             fingerprint = None
             if fold is not None:
@@ -225,34 +282,58 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
             )
             tasks[task_id] = task
             ids.append(task_id)
-            manifest["tasks"].append(
-                {
-                    "id": task_id,
-                    "step": step.name,
-                    "fold": None if fold is None else fold.number,
-                    "template": str(template),
-                    "template_sha256": template_hash,
-                    "notebook": os.path.relpath(notebook, run_dir),
-                    "output_dir": os.path.relpath(out_dir, run_dir),
-                    "html": None if html is None else os.path.relpath(html, run_dir),
-                    "parameters": params,
-                    "data_fingerprint": fingerprint,
-                    "status": "pending",
-                    "attempts": 0,
-                    "started": None,
-                    "finished": None,
-                    "duration_s": None,
-                    "worker": None,
-                    "error": None,
-                    "reproduce": _reproduce_command(str(template), str(notebook), params),
-                }
-            )
+            record: dict[str, Any] = {
+                "id": task_id,
+                "step": step.name,
+                "fold": None if fold is None else fold.number,
+                "template": str(template),
+                "template_sha256": template_hash,
+                "notebook": os.path.relpath(notebook, run_dir),
+                "output_dir": os.path.relpath(out_dir, run_dir),
+                "html": None if html is None else os.path.relpath(html, run_dir),
+                "parameters": params,
+                "data_fingerprint": fingerprint,
+                "status": "pending",
+                "attempts": 0,
+                "started": None,
+                "finished": None,
+                "duration_s": None,
+                "worker": None,
+                "error": None,
+                "history": [],
+            }
+            record["reproduce"] = reproduce_command(record, kernel)
+            manifest["tasks"].append(record)
         steps.append((step, ids))
-    return RunPlan(spec, run_dir, manifest, tasks, steps)
+    return RunPlan(spec, run_dir, manifest, tasks, steps, code, [])
 
 
-def plan_resume(run_dir: Path, settings: Settings) -> RunPlan:
-    """Plan the resumption of the run in ``run_dir`` (unchanged bars are required)."""
+def _check_not_moved(record: Mapping[str, Any], run_dir: Path) -> None:
+    # Manifests written before run-relative parameters held absolute paths into the run
+    # folder: resuming a moved copy would write into the original. Refuse those.
+    for key in _RUN_RELATIVE:
+        value = record["parameters"].get(key)
+        if not isinstance(value, str) or not Path(value).is_absolute():
+            continue
+        target = Path(value).resolve()
+        if target != run_dir and run_dir not in target.parents:
+            raise PipelineError(
+                f"task {record['id']} of {run_dir} has {key}={value}, outside this folder: the "
+                "run folder was moved or copied after a run by an older chimera_lab, and "
+                "resuming it would write into the original; start a new run"
+            )
+
+
+def plan_resume(run_dir: Path, settings: Settings, *, force: bool = False) -> RunPlan:
+    """Plan the resumption of the run in ``run_dir`` (unchanged bars and code are required).
+
+    Raises
+    ------
+    PipelineError
+        A fold's bars changed (never overridable: it would mix data versions), or the code
+        differs from the run's (package sources, library versions, templates, strategy
+        files) and ``force`` is false.
+    """
     manifest = read_manifest(run_dir)
     spec = PipelineSpec.model_validate(manifest["spec"])
     if manifest.get("data") is not None:
@@ -274,17 +355,28 @@ def plan_resume(run_dir: Path, settings: Settings) -> RunPlan:
                     f"{got[:12]} != {expected[:12]}); resuming would mix data versions: start a "
                     "new run instead"
                 )
+    for record in manifest["tasks"]:
+        _check_not_moved(record, run_dir)
+    code = code_identity(spec)
+    recorded = manifest.get("code") or {"environment": manifest.get("environment"), "files": {}}
+    changes = code_differences(recorded, code)
+    if not manifest.get("code"):
+        changes.insert(0, "the run recorded no code identity (made by an older chimera_lab)")
+    if changes and not force:
+        shown = "; ".join(changes[:6]) + (
+            f"; and {len(changes) - 6} more" if len(changes) > 6 else ""
+        )
+        raise PipelineError(
+            f"the code differs from the one {run_dir.name} ran with ({shown}); resuming would "
+            "mix code versions in one run: start a new run, or resume with --force (the "
+            "manifest then records the new code for the tasks it reruns)"
+        )
     kernel = spec.scheduling.kernel or settings.pipeline.kernel_name
     tasks: dict[str, NotebookTask] = {}
     steps: list[tuple[StepSpec, list[str]]] = []
     for step in spec.steps:
         ids = []
         for record in (r for r in manifest["tasks"] if r["step"] == step.name):
-            if record["template_sha256"] != _sha256_file(Path(record["template"])):
-                log.warning("pipeline.template_changed", task=record["id"])
-                record.setdefault("notes", []).append(
-                    f"template changed before resume at {utc_now()}"
-                )
             tasks[record["id"]] = NotebookTask(
                 task_id=record["id"],
                 template=record["template"],
@@ -295,6 +387,7 @@ def plan_resume(run_dir: Path, settings: Settings) -> RunPlan:
                 timeout_s=spec.scheduling.timeout_s,
                 html=None if record["html"] is None else str(run_dir / record["html"]),
             )
+            record["reproduce"] = reproduce_command(record, kernel)
             ids.append(record["id"])
         steps.append((step, ids))
-    return RunPlan(spec, run_dir, manifest, tasks, steps)
+    return RunPlan(spec, run_dir, manifest, tasks, steps, code, changes)

@@ -9,7 +9,9 @@ sections are functions of it, so they are tested here and the notebook stays thi
 - :func:`parameter_stability` — how often the chosen parameters change across folds;
 - :func:`sharpe_gap` — in-sample vs out-of-sample Sharpe per fold (the overfitting gap);
 - :func:`var_coverage` — rolling VaR forecasts of the OOS returns backtested against them
-  (Kupiec, Christoffersen, Basel zone; :mod:`chimera_lab.risk`).
+  (Kupiec, Christoffersen; the Basel traffic light only for daily or coarser bars, where its
+  250-observation window means a trading year; a one-line verdict per method;
+  :mod:`chimera_lab.risk`).
 
 :func:`demo_walk_forward` builds a small run in-process (no papermill, no Dask) from the bundled
 sample, so the report template has something to show under nbval.
@@ -28,11 +30,13 @@ import pandas as pd
 
 from chimera_lab.errors import DataError, PipelineError
 from chimera_lab.pipelines.data import load_bars
-from chimera_lab.pipelines.manifest import read_manifest
+from chimera_lab.pipelines.manifest import iso_utc, read_manifest
 from chimera_lab.pipelines.walk_forward import OOS_RETURNS
 
 __all__ = [
     "WalkForwardRun",
+    "coverage_frame",
+    "coverage_verdict",
     "demo_walk_forward",
     "equity_curves",
     "fold_table",
@@ -76,30 +80,76 @@ class WalkForwardRun:
     manifest: dict[str, Any] | None = None
 
     def describe(self) -> str:
-        """Return what was run: strategy, grid, windows, data, code (from the manifest)."""
+        """Return what was run: strategy, grid, costs, windows, checks, data, code."""
+        first = self.ok_folds[0] if self.ok_folds else {}
+        grid = first.get("grid") or {}
+        n_points = math.prod(len(v) for v in grid.values()) if grid else None
+        costs = first.get("cost_model") or {}
+        cost_line = (
+            f"costs: fee {costs['fee_bps']:g} bps and slippage {costs['slippage_bps']:g} bps per "
+            "fill"
+            + (
+                "; each fold closes its position at the end of its test window (the exit pays "
+                "fee and slippage)"
+                if costs.get("exit_at_end")
+                else ""
+            )
+            if costs
+            else "costs: unknown (no finished fold)"
+        )
+        short = [f["fold"] for f in self.ok_folds if f.get("warmup_short")]
+        extended = [
+            f["fold"] for f in self.ok_folds if (f.get("warmup_check") or {}).get("extended")
+        ]
+        candidates = sum(int(f.get("n_candidates") or 0) for f in self.ok_folds)
         if self.manifest is None:
-            first = self.folds[0] if self.folds else {}
-            return (
-                f"in-process demo: {first.get('strategy', '?')}, {len(self.folds)} folds on "
-                f"{len(self.bars)} bars {self.bars.index[0]} .. {self.bars.index[-1]}"
+            return "\n".join(
+                [
+                    f"in-process demo: {first.get('strategy', '?')}, {len(self.folds)} folds on "
+                    f"{len(self.bars)} bars {iso_utc(self.bars.index[0])} .. "
+                    f"{iso_utc(self.bars.index[-1])}",
+                    f"grid {_grid_text(grid)}: {n_points} candidates per fold, "
+                    f"{candidates} backtests in all",
+                    cost_line,
+                    _warmup_line(short, extended),
+                ]
             )
         m = self.manifest
         spec, env = m["spec"], m.get("environment", {})
         step = next(s for s in spec["steps"] if s.get("foreach") == "fold")
         params = step.get("parameters", {})
         f = spec.get("folds") or {}
-        warm = (m.get("checks") or {}).get("warmup", {})
+        checks = m.get("checks") or {}
+        warm = checks.get("warmup", {})
+        gate = checks.get("lookahead")
         git = env.get("git") or {}
         data = m.get("data") or {}
         lines = [
             f"run {m['run_id']}, created {m['created']}: {len(self.ok_folds)} of "
             f"{len(self.folds)} folds finished",
             f"strategy {params.get('strategy')}, objective {params.get('objective', 'sharpe')}, "
-            f"grid {params.get('grid') or '(the strategy default grid)'}",
+            f"grid {_grid_text(grid) if grid else params.get('grid') or '(the strategy default)'}"
+            + (f" ({'given' if params.get('grid') else 'the strategy default'})" if grid else ""),
+            f"candidates: {n_points} grid points per fold"
+            + (
+                f" ({(checks.get('grid') or {}).get('n_valid')} valid)"
+                if checks.get("grid")
+                else ""
+            )
+            + f", {candidates} in-sample backtests over {len(self.ok_folds)} folds",
+            cost_line,
             f"folds: train {f.get('train')}, test {f.get('test')}, "
             f"step {f.get('step') or f.get('test')}, "
             f"{'anchored' if f.get('anchored') else 'rolling'}, embargo {f.get('embargo')}, "
             f"warm-up {warm.get('warmup_bars')} bars ({warm.get('method')})",
+            _warmup_line(short, extended),
+            "look-ahead gate: "
+            + (
+                f"every one of {len(gate.get('checked', []))} grid points passed; each fold "
+                "re-checked its chosen point on its train window"
+                if gate
+                else "off (folds.check_lookahead: false)"
+            ),
             f"data: {data.get('n_bars')} bars {data.get('first')} .. {data.get('last')}, "
             f"sha256 {str(data.get('fingerprint'))[:16]}",
             f"code: chimera_lab {env.get('chimera_lab')}"
@@ -107,6 +157,12 @@ class WalkForwardRun:
                 f", git {git.get('commit', '')[:12]}" + (" (dirty)" if git.get("dirty") else "")
                 if git
                 else ", no git checkout"
+            )
+            + (
+                f"; {len(m.get('attempts', []))} attempts"
+                + (", some with other code (--force)" if _forced(m) else "")
+                if len(m.get("attempts", [])) > 1
+                else ""
             ),
         ]
         return "\n".join(lines)
@@ -129,6 +185,28 @@ class WalkForwardRun:
             f"{s['sharpe']:.2f}, max drawdown {s['max_drawdown']:.2%}; mean in-sample Sharpe "
             f"{gap['is_sharpe'].mean():.2f} vs out-of-sample {gap['oos_sharpe'].mean():.2f}."
         )
+
+
+def _grid_text(grid: Mapping[str, Sequence[Any]]) -> str:
+    return ", ".join(f"{k} {list(v)}" for k, v in grid.items()) or "(empty)"
+
+
+def _warmup_line(short: Sequence[int], extended: Sequence[int]) -> str:
+    if not short and not extended:
+        return "warm-up verified in every fold: the test positions are those of twice the history"
+    parts = []
+    if extended:
+        parts.append(f"extended (the estimate was too short) in fold(s) {list(extended)}")
+    if short:
+        parts.append(
+            f"fold(s) {list(short)} had fewer warm-up bars than needed or could not verify them "
+            "(their first test bars may differ from a live run)"
+        )
+    return "warm-up: " + "; ".join(parts)
+
+
+def _forced(manifest: Mapping[str, Any]) -> bool:
+    return any(a.get("forced") for a in manifest.get("attempts", []))
 
 
 def load_walk_forward(run_dir: str | Path) -> WalkForwardRun:
@@ -249,8 +327,8 @@ def oos_summary(run: WalkForwardRun) -> dict[str, Any]:
     bh = _bh_returns(run)
     return {
         "n_bars": len(r),
-        "start": r.index[0].isoformat() if len(r) else None,
-        "end": r.index[-1].isoformat() if len(r) else None,
+        "start": iso_utc(r.index[0]) if len(r) else None,
+        "end": iso_utc(r.index[-1]) if len(r) else None,
         "total_return": float(eq.iloc[-1] - 1.0) if len(r) else math.nan,
         "sharpe": metrics.sharpe_ratio(r) if len(r) > 2 else math.nan,
         "max_drawdown": metrics.max_drawdown(eq, initial=1.0) if len(r) else math.nan,
@@ -260,18 +338,25 @@ def oos_summary(run: WalkForwardRun) -> dict[str, Any]:
 
 
 def fold_table(run: WalkForwardRun) -> pd.DataFrame:
-    """Return one row per fold: test window, status, chosen parameters, IS and OOS stats."""
+    """Return one row per fold: test window, status, chosen parameters, IS and OOS stats.
+
+    ``warmup`` is the number of warm-up bars the test window got, ``warmup_note`` says
+    ``extended`` (the estimate was too short and the fold doubled it until the positions
+    agreed), ``SHORT`` (fewer bars than needed, or not verifiable) or nothing. Timestamps are
+    ISO-8601 ``Z``; integer parameters stay integers (a failed fold leaves them empty).
+    """
     rows = []
     for f in run.folds:
         row: dict[str, Any] = {
             "fold": f["fold"],
             "status": f["status"],
-            "test_start": f.get("test_start"),
-            "test_end": f.get("test_end"),
+            "test_start": _z(f.get("test_start")),
+            "test_end": _z(f.get("test_end")),
         }
         params = f.get("best_params") or {}
         row.update({f"param_{k}": v for k, v in params.items()})
         is_s, oos_s = f.get("is_stats") or {}, f.get("oos_stats") or {}
+        warm = f.get("warmup_check") or {}
         row.update(
             is_sharpe=is_s.get("sharpe"),
             oos_sharpe=oos_s.get("sharpe"),
@@ -279,10 +364,23 @@ def fold_table(run: WalkForwardRun) -> pd.DataFrame:
             oos_return=oos_s.get("total_return"),
             oos_max_drawdown=oos_s.get("max_drawdown"),
             oos_trades=oos_s.get("n_trades"),
+            warmup=f.get("warmup_used_test"),
+            warmup_note="SHORT"
+            if f.get("warmup_short")
+            else ("extended" if warm.get("extended") else ""),
             error=None if f["status"] == "ok" else (f.get("error") or {}).get("message"),
         )
         rows.append(row)
-    return pd.DataFrame(rows).set_index("fold")
+    table = pd.DataFrame(rows).set_index("fold")
+    for column in table.columns:
+        raw = [r.get(column) for r in rows if r.get(column) is not None]
+        if raw and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in raw):
+            table[column] = pd.array([r.get(column) for r in rows], dtype="Int64")
+    return table
+
+
+def _z(value: Any) -> Any:
+    return iso_utc(value) if value else value
 
 
 def parameter_stability(run: WalkForwardRun) -> pd.DataFrame:
@@ -333,6 +431,61 @@ def sharpe_gap(run: WalkForwardRun) -> pd.DataFrame:
     return table
 
 
+def coverage_verdict(row: Mapping[str, Any], *, alpha: float = 0.05) -> str:
+    r"""Return a one-line verdict on one VaR method's coverage row (tests at level ``alpha``).
+
+    >>> print(coverage_verdict({"exceedances": 371, "expected": 302.4, "kupiec_p": 1e-4,
+    ...                         "christoffersen_p": 0.3}).replace("; ", "\n"))
+    VaR too LOW: 371 exceedances vs 302.4 expected (Kupiec p=0.0001)
+    no clustering (Christoffersen p=0.3)
+    """
+    x, e = int(row["exceedances"]), float(row["expected"])
+    kp, cp = float(row["kupiec_p"]), float(row["christoffersen_p"])
+    if kp < alpha:
+        side = "too LOW" if x > e else "too HIGH (conservative)"
+        head = f"VaR {side}: {x} exceedances vs {e:.1f} expected (Kupiec p={kp:.2g})"
+    else:
+        head = f"coverage OK: {x} exceedances vs {e:.1f} expected (Kupiec p={kp:.2g})"
+    tail = (
+        f"exceedances CLUSTER (Christoffersen p={cp:.2g})"
+        if cp < alpha
+        else f"no clustering (Christoffersen p={cp:.2g})"
+    )
+    return f"{head}; {tail}"
+
+
+def coverage_frame(backtests: Mapping[str, Any], *, bar_spacing: pd.Timedelta) -> pd.DataFrame:
+    """Return the coverage table of several VaR backtests, with a verdict per method.
+
+    Columns: ``n_obs``, ``exceedances``, ``expected``, ``rate``, ``kupiec_p``,
+    ``christoffersen_p``, ``cc_p``, ``verdict`` and, for bars of one day or longer only,
+    ``basel`` with ``basel_exceedances``/``basel_obs``: the Basel traffic light counts
+    exceedances over the last 250 **daily** observations; over 250 one-minute bars it would
+    judge four hours, next to a test of the whole sample that may say the opposite.
+    """
+    rows = {}
+    daily = bar_spacing >= pd.Timedelta(days=1)
+    for method, bt in backtests.items():
+        row: dict[str, Any] = {
+            "n_obs": bt.n_obs,
+            "exceedances": bt.n_exceedances,
+            "expected": bt.expected_exceedances,
+            "rate": bt.observed_rate,
+            "kupiec_p": bt.kupiec_pvalue,
+            "christoffersen_p": bt.christoffersen_pvalue,
+            "cc_p": bt.cc_pvalue,
+        }
+        if daily:
+            row.update(
+                basel=bt.basel_zone,
+                basel_exceedances=bt.basel_exceedances,
+                basel_obs=bt.basel_obs,
+            )
+        row["verdict"] = coverage_verdict(row)
+        rows[method] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
 def var_coverage(
     run: WalkForwardRun,
     *,
@@ -343,9 +496,11 @@ def var_coverage(
     """Backtest rolling VaR forecasts of the OOS returns against the realised OOS returns.
 
     The window shrinks to a third of the OOS bars when they are too few (the table's
-    ``window`` column says which was used).
+    ``window`` column says which was used). See :func:`coverage_frame` for the columns
+    (no Basel zone for intraday bars).
     """
-    from chimera_lab.risk import coverage_table, rolling_var, var_backtest
+    from chimera_lab.risk import rolling_var, var_backtest
+    from chimera_lab.timeframes import infer_bar_spacing
 
     r = run.oos_returns.astype("float64")
     window = int(min(window_bars, max(2, len(r) // 3)))
@@ -355,7 +510,7 @@ def var_coverage(
     for method in methods:
         forecast = rolling_var(r, window, method, confidence, seed=0)
         results[method] = var_backtest(r, forecast, confidence)
-    table = coverage_table(results)
+    table = coverage_frame(results, bar_spacing=infer_bar_spacing(pd.DatetimeIndex(run.bars.index)))
     table["window"] = window
     table["confidence"] = confidence
     return table

@@ -13,8 +13,16 @@ everything in ``data/runs/<UTC timestamp>-<name>/``::
 
 A failing notebook is recorded with its error and kept up to the failing cell; the other tasks
 finish. ``resume=<run folder>`` re-runs only failed, cancelled or missing tasks (and the steps
-after them), after checking that each fold's bars still have the recorded fingerprint. Ctrl-C
-cancels what is queued, records the run as cancelled and re-raises ``KeyboardInterrupt``.
+after them), after checking that each fold's bars still have the recorded fingerprint and that
+the code is the run's own (``force=True`` accepts other code; every attempt's environment is
+recorded in ``manifest["attempts"]`` and each task's ``history`` names the attempt that ran it).
+
+Ctrl-C sets the run's cancel event: running notebooks are stopped where they run (the
+papermill process and its kernel are killed, on a remote worker too), queued ones never
+start; the run is recorded as cancelled and ``KeyboardInterrupt`` is re-raised. Any other
+error (an unreachable scheduler, a dead cluster) is recorded too: the run is marked failed
+with the error, and its tasks that did not finish are failed "not run", so ``--resume`` picks
+them up.
 
 With a remote scheduler, the workers must see the run folder and the data at the same paths
 (a shared filesystem), and have chimera_lab installed in the same version.
@@ -22,10 +30,12 @@ With a remote scheduler, the workers must see the run folder and the data at the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,22 +106,28 @@ def make_run_dir(runs_dir: str | Path, name: str) -> Path:
 
 @contextmanager
 def dask_client(
-    *, workers: int | None = None, scheduler: str | None = None, n_tasks: int | None = None
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    n_tasks: int | None = None,
+    connect_timeout_s: float = 30.0,
 ) -> Iterator[Any]:
     """Yield a ``distributed.Client``: to ``scheduler`` if given, else to a new LocalCluster.
 
     The LocalCluster has ``workers`` single-threaded worker processes (default: one per core,
-    at most ``n_tasks``) and is shut down on exit.
+    at most ``n_tasks``) and is shut down on exit. A scheduler that cannot be reached within
+    ``connect_timeout_s`` raises :class:`~chimera_lab.errors.PipelineError`.
     """
     # distributed's annotations are partial; use it dynamically.
     dd: Any = importlib.import_module("distributed")
     if scheduler:
         try:
-            client = dd.Client(scheduler, timeout="30s")
+            client = dd.Client(scheduler, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError) as exc:
             raise PipelineError(
-                f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
-                "`dask scheduler` or drop --scheduler to use a local cluster"
+                f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout_s:g} s "
+                f"({exc}); start one with `dask scheduler` or drop --scheduler to use a local "
+                "cluster"
             ) from None
         try:
             yield client
@@ -142,7 +158,19 @@ def _needs_run(record: Mapping[str, Any], run_dir: Path) -> bool:
     return not (run_dir / record["notebook"]).is_file()
 
 
-def _apply(record: dict[str, Any], outcome: TaskOutcome) -> None:
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "message": message,
+        "cell_index": None,
+        "execution_count": None,
+        "traceback": [],
+    }
+
+
+def _apply(
+    record: dict[str, Any], outcome: TaskOutcome, attempt: int, files: Mapping[str, Any]
+) -> None:
     record.update(
         status=outcome.status,
         started=outcome.started,
@@ -152,18 +180,36 @@ def _apply(record: dict[str, Any], outcome: TaskOutcome) -> None:
         error=outcome.error,
     )
     record["attempts"] = int(record.get("attempts", 0)) + 1
+    result = outcome.result or {}
     expected = record.get("data_fingerprint")
-    got = (outcome.result or {}).get("data_fingerprint")
+    got = result.get("data_fingerprint")
     if outcome.status == "ok" and expected and got and got != expected:
         record["status"] = "failed"
-        record["error"] = {
-            "type": "DataMismatch",
-            "message": f"the notebook read bars with fingerprint {got[:12]}, the run expected "
+        record["error"] = _error(
+            "DataMismatch",
+            f"the notebook read bars with fingerprint {got[:12]}, the run expected "
             f"{expected[:12]}: the data source changed or differs on the worker",
-            "cell_index": None,
-            "execution_count": None,
-            "traceback": [],
+        )
+    strategy = (record.get("parameters") or {}).get("strategy")
+    recorded_sha = files.get(strategy.rpartition(":")[0]) if isinstance(strategy, str) else None
+    got_sha = result.get("strategy_sha256")
+    if outcome.status == "ok" and recorded_sha and got_sha and got_sha != recorded_sha:
+        record["status"] = "failed"
+        record["error"] = _error(
+            "CodeMismatch",
+            f"the notebook ran strategy file sha256 {got_sha[:12]}, the run recorded "
+            f"{recorded_sha[:12]}: the file changed during the run or differs on the worker",
+        )
+    record.setdefault("history", []).append(
+        {
+            "attempt": attempt,
+            "status": record["status"],
+            "started": outcome.started,
+            "duration_s": outcome.duration_s,
+            "worker": outcome.worker,
+            "error": None if record["error"] is None else record["error"].get("type"),
         }
+    )
 
 
 def _overall_status(records: list[dict[str, Any]]) -> str:
@@ -182,6 +228,7 @@ def run_pipeline(
     workers: int | None = None,
     scheduler: str | None = None,
     resume: str | Path | None = None,
+    force: bool = False,
     client: Any = None,
     progress: bool = True,
     settings: Settings | None = None,
@@ -200,6 +247,8 @@ def run_pipeline(
         Address of an existing Dask scheduler (``tcp://host:8786``) instead of a LocalCluster.
     resume : str or Path, optional
         A run folder: re-run its failed, cancelled or missing tasks and the steps after them.
+    force : bool
+        With ``resume``: accept code that differs from the run's (recorded per attempt).
     client : distributed.Client, optional
         Use this client (its cluster is left running).
     progress : bool
@@ -216,13 +265,15 @@ def run_pipeline(
     ------
     PipelineError
         The spec cannot be planned (missing template, unknown parameter, secret in a
-        parameter, changed data on resume, unreachable scheduler).
+        parameter, changed data or code on resume), or the run could not execute
+        (unreachable scheduler): then the run folder records the error and can be resumed.
     KeyboardInterrupt
-        After cancelling queued work and recording the run as cancelled.
+        After stopping running notebooks, cancelling queued ones and recording the run as
+        cancelled.
     """
     settings = settings or Settings()
     if resume is not None:
-        plan = plan_resume(Path(resume).resolve(), settings)
+        plan = plan_resume(Path(resume).resolve(), settings, force=force)
     else:
         if spec is None:
             raise PipelineError("give a pipeline spec (or resume=<run folder>)")
@@ -240,9 +291,6 @@ def run_pipeline(
             raise
     manifest, run_dir = plan.manifest, plan.run_dir
     records = {r["id"]: r for r in manifest["tasks"]}
-    manifest["status"] = "running"
-    manifest["updated"] = utc_now()
-    write_manifest(run_dir, manifest)
     to_run = {tid for tid, r in records.items() if _needs_run(r, run_dir)}
     # A step after a re-run step runs again (a report must reflect the folds it summarises).
     rerun_later = False
@@ -251,48 +299,111 @@ def run_pipeline(
             to_run.update(ids)
         if to_run.intersection(ids):
             rerun_later = True
+    attempt: dict[str, Any] = {
+        "number": len(manifest.setdefault("attempts", [])) + 1,
+        "started": utc_now(),
+        "finished": None,
+        "resume": resume is not None,
+        "forced": bool(force and plan.code_changes),
+        "code_changes": plan.code_changes,
+        "environment": plan.code["environment"],
+        "files": plan.code["files"],
+        "tasks": sorted(to_run),
+        "status": "running",
+        "error": None,
+    }
+    manifest["attempts"].append(attempt)
+    manifest["status"] = "running"
+    manifest["error"] = None
+    manifest["updated"] = utc_now()
+    write_manifest(run_dir, manifest)
     log.info("pipeline.start", run=run_dir.name, tasks=len(to_run), resume=resume is not None)
     sched = scheduler or plan.spec.scheduling.scheduler or settings.pipeline.scheduler
     n_workers = workers or plan.spec.scheduling.workers or settings.pipeline.workers
     biggest = max((len(to_run.intersection(ids)) for _, ids in plan.steps), default=1)
+
+    def finish(status: str, error: dict[str, Any] | None = None) -> None:
+        manifest["status"] = status
+        manifest["error"] = error
+        attempt.update(status=status, finished=utc_now(), error=error)
+        manifest["updated"] = utc_now()
+        write_manifest(run_dir, manifest)
+
     try:
         if to_run:
-            with _maybe_client(client, n_workers, sched, biggest) as dask:
-                _execute(plan, dask, to_run, records, progress)
+            with _maybe_client(
+                client, n_workers, sched, biggest, settings.pipeline.connect_timeout_s
+            ) as dask:
+                _execute(plan, dask, to_run, records, progress, attempt["number"], settings)
     except KeyboardInterrupt:
         for tid in to_run:
             if records[tid]["status"] in {"pending", "running"}:
                 records[tid]["status"] = "cancelled"
-        manifest["status"] = "cancelled"
-        manifest["updated"] = utc_now()
-        write_manifest(run_dir, manifest)
+        finish("cancelled")
         log.warning("pipeline.cancelled", run=run_dir.name)
         raise
-    manifest["status"] = _overall_status(manifest["tasks"])
-    manifest["updated"] = utc_now()
-    write_manifest(run_dir, manifest)
+    except BaseException as exc:
+        error = _error(type(exc).__name__, str(exc) or type(exc).__name__)
+        for tid in to_run:
+            if records[tid]["status"] in {"pending", "running"}:
+                records[tid]["status"] = "failed"
+                records[tid]["error"] = _error(error["type"], f"not run: {error['message']}")
+        finish("failed", error)
+        log.error("pipeline.failed", run=run_dir.name, error=error["message"])
+        if isinstance(exc, ChimeraError | OSError):
+            raise PipelineError(
+                f"{error['message']} (the run folder {run_dir} records the failure; fix the "
+                f"cause and resume it with --resume {run_dir})"
+            ) from exc
+        raise
+    finish(_overall_status(manifest["tasks"]))
     log.info("pipeline.done", run=run_dir.name, status=manifest["status"])
     return RunResult(run_dir, manifest)
 
 
 @contextmanager
-def _maybe_client(client: Any, workers: int | None, scheduler: str | None, n: int) -> Iterator[Any]:
+def _maybe_client(
+    client: Any, workers: int | None, scheduler: str | None, n: int, connect_timeout_s: float
+) -> Iterator[Any]:
     if client is not None:
         yield client
     else:
-        with dask_client(workers=workers, scheduler=scheduler, n_tasks=n) as new:
+        with dask_client(
+            workers=workers, scheduler=scheduler, n_tasks=n, connect_timeout_s=connect_timeout_s
+        ) as new:
             yield new
 
 
+def _failed_outcome(tid: str, record: Mapping[str, Any], exc: BaseException) -> TaskOutcome:
+    now = utc_now()
+    return TaskOutcome(
+        task_id=tid,
+        status="failed",
+        started=record.get("started") or now,
+        finished=now,
+        duration_s=0.0,
+        worker="?",
+        error=_error(type(exc).__name__, str(exc) or type(exc).__name__),
+    )
+
+
 def _execute(
-    plan: RunPlan, client: Any, to_run: set[str], records: dict[str, dict[str, Any]], progress: bool
+    plan: RunPlan,
+    client: Any,
+    to_run: set[str],
+    records: dict[str, dict[str, Any]],
+    progress: bool,
+    attempt: int,
+    settings: Settings,
 ) -> None:
     from tqdm.auto import tqdm
 
-    as_completed: Any = importlib.import_module("distributed").as_completed
+    dd: Any = importlib.import_module("distributed")
 
     from chimera_lab.pipelines import walk_forward
 
+    files = plan.code["files"]
+    cancel = dd.Event(f"chimera-cancel-{plan.run_dir.name}-{uuid.uuid4().hex[:12]}", client=client)
     bar = tqdm(
         total=len(to_run),
         desc=plan.spec.name,
@@ -302,6 +413,23 @@ def _execute(
         dynamic_ncols=True,
     )
     futures: list[Any] = []
+    by_key: dict[str, str] = {}
+
+    def record_outcome(tid: str, future: Any) -> None:
+        try:
+            outcome: TaskOutcome = future.result()
+        except Exception as exc:  # a worker died, the task was lost, ...
+            outcome = _failed_outcome(tid, records[tid], exc)
+        _apply(records[tid], outcome, attempt, files)
+        log.info(
+            "pipeline.task",
+            task=tid,
+            status=records[tid]["status"],
+            duration_s=outcome.duration_s,
+        )
+        plan.manifest["updated"] = utc_now()
+        write_manifest(plan.run_dir, plan.manifest)
+
     try:
         for step, ids in plan.steps:
             batch = [tid for tid in ids if tid in to_run]
@@ -310,10 +438,11 @@ def _execute(
             futures = []
             for tid in batch:
                 records[tid].update(status="running", error=None)
+                task = dataclasses.replace(plan.tasks[tid], cancel_event=cancel.name)
                 futures.append(
                     client.submit(
                         execute_task,
-                        plan.tasks[tid],
+                        task,
                         key=f"{plan.run_dir.name}-{tid}-{records[tid].get('attempts', 0)}",
                         pure=False,
                         retries=0,
@@ -322,36 +451,8 @@ def _execute(
             plan.manifest["updated"] = utc_now()
             write_manifest(plan.run_dir, plan.manifest)
             by_key = {f.key: tid for f, tid in zip(futures, batch, strict=True)}
-            for future in as_completed(futures):
-                tid = by_key[future.key]
-                try:
-                    outcome: TaskOutcome = future.result()
-                except Exception as exc:  # a worker died, the task was lost, ...
-                    now = utc_now()
-                    outcome = TaskOutcome(
-                        task_id=tid,
-                        status="failed",
-                        started=records[tid].get("started") or now,
-                        finished=now,
-                        duration_s=0.0,
-                        worker="?",
-                        error={
-                            "type": type(exc).__name__,
-                            "message": str(exc) or type(exc).__name__,
-                            "cell_index": None,
-                            "execution_count": None,
-                            "traceback": [],
-                        },
-                    )
-                _apply(records[tid], outcome)
-                log.info(
-                    "pipeline.task",
-                    task=tid,
-                    status=records[tid]["status"],
-                    duration_s=outcome.duration_s,
-                )
-                plan.manifest["updated"] = utc_now()
-                write_manifest(plan.run_dir, plan.manifest)
+            for future in dd.as_completed(futures):
+                record_outcome(by_key[future.key], future)
                 bar.update(1)
                 bar.set_postfix_str(
                     f"failed={sum(records[t]['status'] == 'failed' for t in to_run)}"
@@ -363,8 +464,24 @@ def _execute(
                     outputs = {"stitch_error": str(exc)}
                 plan.manifest["outputs"].update(outputs)
                 write_manifest(plan.run_dir, plan.manifest)
+    except KeyboardInterrupt:
+        # Stop the notebooks where they run (also on remote workers), then record them.
+        pending = [f for f in futures if records[by_key[f.key]]["status"] == "running"]
+        try:
+            cancel.set()
+            if pending:
+                done, _ = dd.wait(pending, timeout=settings.pipeline.cancel_grace_s)
+                for future in done:
+                    record_outcome(by_key[future.key], future)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a second Ctrl-C: stop waiting
+            pass
+        finally:
+            if futures:
+                client.cancel(futures, force=True)
+        raise
     except BaseException:
         if futures:
+            cancel.set()
             client.cancel(futures, force=True)
         raise
     finally:

@@ -18,8 +18,9 @@ A spec is YAML (``chimera pipeline run pipelines/<name>.yaml``)::
         template: notebooks/templates/walk_forward_report.ipynb
     scheduling: {workers: null, scheduler: null, timeout_s: 1800}
 
-Relative template and data paths are looked up in the current directory, then next to the
-spec file, then in the project's source tree (so the shipped specs run from anywhere).
+Relative template, data and strategy-file (``strategy: my/strat.py:func``) paths are looked up
+in the current directory, then next to the spec file, then in the project's source tree (so
+the shipped specs run from anywhere), and recorded absolute.
 
 Examples
 --------
@@ -192,18 +193,33 @@ class PipelineSpec(_Model):
         return self
 
     def with_paths_resolved(self, *, base_dir: Path | None = None) -> PipelineSpec:
-        """Return a copy whose template and data paths are absolute (see module notes)."""
+        """Return a copy whose template, data and strategy-file paths are absolute.
+
+        A ``strategy: path/to/file.py:function`` parameter is resolved like a template (the
+        notebooks run with their output folder as working directory, where a relative path
+        would not be found).
+        """
         from chimera_lab.data.samples import SAMPLES
 
         bases = (base_dir,) if base_dir is not None else ()
-        steps = [
-            s.model_copy(update={"template": str(resolve_path(s.template, base_dirs=bases))})
-            for s in self.steps
-        ]
+        steps = []
+        for step in self.steps:
+            update: dict[str, Any] = {"template": str(resolve_path(step.template, base_dirs=bases))}
+            target = step.parameters.get("strategy")
+            if isinstance(target, str) and _is_file_target(target):
+                path, _, func = target.rpartition(":")
+                resolved = f"{resolve_path(path, base_dirs=bases)}:{func}"
+                update["parameters"] = {**step.parameters, "strategy": resolved}
+            steps.append(step.model_copy(update=update))
         data = self.data
         if data is not None and data.path is not None and data.path not in SAMPLES:
             data = data.model_copy(update={"path": str(resolve_path(data.path, base_dirs=bases))})
         return self.model_copy(update={"steps": steps, "data": data})
+
+
+def _is_file_target(text: str) -> bool:
+    path, sep, func = text.rpartition(":")
+    return bool(sep and func and path.endswith(".py"))
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

@@ -3,11 +3,15 @@
 Before any notebook runs, :func:`prepare` looks at the fold step's ``strategy`` and ``grid``:
 
 - ``folds.warmup: auto`` sets each fold's warm-up to the largest
-  :func:`~chimera_lab.validation.detect_recursive_bias` warm-up over the grid, so the first
-  scored bar of every window is computed as it would be live;
+  :func:`~chimera_lab.validation.detect_recursive_bias` warm-up over the grid plus one bar
+  (the position on a window's first bar is decided at the bar before it), measured on the
+  first 50,000 bars (an estimate: each fold verifies it on its own test window and extends it
+  when it is not enough, see :mod:`chimera_lab.pipelines.folds`);
 - ``folds.check_lookahead`` (default on) runs
-  :func:`~chimera_lab.validation.detect_lookahead` for a few grid points and refuses to run a
-  strategy that uses future data.
+  :func:`~chimera_lab.validation.detect_lookahead` for **every** valid grid point and refuses
+  to run a strategy one of whose points uses future data (each fold checks its chosen point
+  again on its own train window, :mod:`chimera_lab.pipelines.folds`);
+- the objective must be a numeric stats key (checked before any notebook runs).
 
 After the fold step, :func:`stitch_run` concatenates each fold's ``oos_returns.parquet`` into
 the run's ``oos_returns.parquet`` and ``oos_equity.parquet`` (equity compounds from 1.0).
@@ -33,6 +37,7 @@ from chimera_lab.validation import detect_lookahead, detect_recursive_bias, stra
 __all__ = [
     "OOS_EQUITY",
     "OOS_RETURNS",
+    "check_objective",
     "grid_points",
     "parse_grid",
     "prepare",
@@ -45,7 +50,6 @@ log = get_logger(__name__)
 OOS_RETURNS = "oos_returns.parquet"
 OOS_EQUITY = "oos_equity.parquet"
 _MAX_BIAS_BARS = 50_000  # the bias checks look at the first bars only (enough to warm up)
-_LOOKAHEAD_POINTS = 4  # grid points checked for look-ahead (first, last, two in between)
 
 
 def parse_grid(grid: str | Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -102,11 +106,14 @@ def walk_forward_spec(
     check_lookahead: bool = True,
     workers: int | None = None,
     scheduler: str | None = None,
+    fee_bps: float | None = None,
+    slippage_bps: float | None = None,
 ) -> PipelineSpec:
     """Return the walk-forward pipeline (fold template per fold, then the report).
 
     This is what ``chimera walk-forward`` runs; ``pipelines/walk_forward_sma.yaml`` is the
-    same spec written out.
+    same spec written out. ``fee_bps``/``slippage_bps`` default to the settings'
+    (``CHIMERA_BACKTEST__*``) when the run is planned.
     """
     templates = project_root() / "notebooks" / "templates"
     fold_params: dict[str, Any] = {
@@ -115,6 +122,10 @@ def walk_forward_spec(
         # Empty means the strategy's registered grid (the template's default is a demo grid).
         "grid": {k: list(v) for k, v in grid.items()} if grid else "",
     }
+    if fee_bps is not None:
+        fold_params["fee_bps"] = float(fee_bps)
+    if slippage_bps is not None:
+        fold_params["slippage_bps"] = float(slippage_bps)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(strategy.split(":")[-1]).stem)[:40] or "custom"
     return PipelineSpec.model_validate(
         {
@@ -155,7 +166,7 @@ def _fold_step_parameters(spec: Any) -> dict[str, Any]:
     return {}
 
 
-def _strategy_and_grid(spec: Any) -> tuple[Any, list[dict[str, Any]]] | None:
+def _strategy_and_grid(spec: Any) -> tuple[Any, list[dict[str, Any]], str] | None:
     params = _fold_step_parameters(spec)
     if "strategy" not in params:
         return None
@@ -166,31 +177,93 @@ def _strategy_and_grid(spec: Any) -> tuple[Any, list[dict[str, Any]]] | None:
     if not grid:
         default = getattr(strategy, "grid", None)
         grid = parse_grid(dict(default)) if default else {}
-    return strategy, grid_points(grid)
+    return strategy, grid_points(grid), str(params.get("objective") or "sharpe")
 
 
-def _each_valid_point(
-    strategy: Any, points: list[dict[str, Any]], check: Any
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    # Grid points the strategy itself rejects (fast >= slow) are skipped, as optimize does.
-    results, skipped = [], []
+def _valid_points(
+    strategy: Any, points: list[dict[str, Any]], sample: pd.DataFrame
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split the grid into points the strategy accepts and invalid combinations.
+
+    A point is invalid (skipped, as :func:`chimera_lab.backtest.optimize` skips it) when its
+    parameters fail the strategy's signature check or the strategy rejects it with a
+    :class:`~chimera_lab.errors.ChimeraError` on the full sample (``fast >= slow``). Any other
+    exception on the full sample is a bug in the strategy and stops the run. What a point
+    does on truncated or shocked histories is the checks' business, not a reason to skip.
+    """
+    valid, skipped = [], []
     for point in points:
         try:
-            results.append((point, check(point)))
+            strategy.check_params(point)
         except ChimeraError as exc:
-            if isinstance(exc, LookAheadError):
-                raise
             skipped.append({"params": point, "reason": str(exc)})
-    if not results:
+            continue
+        try:
+            strategy(sample.copy(), **point)
+        except ChimeraError as exc:
+            skipped.append({"params": point, "reason": str(exc)})
+            continue
+        except Exception as exc:
+            raise PipelineError(
+                f"strategy {strategy_name(strategy)} with {point} fails on the bars: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        valid.append(point)
+    if not valid:
         first = skipped[0]["reason"] if skipped else "empty grid"
         raise PipelineError(
             f"no grid point of {strategy_name(strategy)} could be evaluated; first reason: {first}"
         )
-    return results, skipped
+    return valid, skipped
+
+
+def check_objective(
+    strategy: Any, objective: str, bars: pd.DataFrame, point: Mapping[str, Any]
+) -> None:
+    """Fail fast on an objective that is not a numeric stats key (with close matches).
+
+    The keys come from a backtest of ``point`` on ``bars`` (what the folds will optimise).
+
+    Raises
+    ------
+    ConfigError
+        Unknown key (``did you mean ...``), or a key whose value is not a number.
+    """
+    import difflib
+
+    from chimera_lab.backtest import run
+
+    key = objective[1:] if objective.startswith("-") else objective
+    stats = run(bars, strategy, **point).stats
+    if key not in stats:
+        numeric = [k for k, v in stats.items() if _numeric(v)]
+        close = difflib.get_close_matches(key, numeric, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown objective {objective!r}{hint} (any numeric stats key, '-key' to minimise: "
+            f"{', '.join(sorted(numeric))})"
+        )
+    if not _numeric(stats[key]):
+        raise ConfigError(
+            f"objective {objective!r} is not a number ({type(stats[key]).__name__}); choose a "
+            "numeric stats key such as sharpe, cagr, calmar or -max_drawdown"
+        )
+
+
+def _numeric(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | float | np.integer | np.floating | pd.Timedelta)
 
 
 def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
     """Resolve the folds' warm-up and run the look-ahead gate for a walk-forward spec.
+
+    Every grid point is checked (the check is cheap next to a fold): a leak hidden behind
+    one parameter value (``mode="confirm"`` using ``close.shift(-5)``) cannot slip through
+    because the optimiser might pick it. Invalid combinations are skipped (see
+    :func:`_valid_points`); a strategy that raises on a truncated or shocked history is a
+    finding, like a difference. The objective is validated here, before any notebook runs.
 
     Returns
     -------
@@ -200,70 +273,89 @@ def prepare(spec: Any, bars: pd.DataFrame) -> dict[str, Any]:
     Raises
     ------
     LookAheadError
-        The fold step's strategy uses future data (``folds.check_lookahead``).
+        A grid point of the fold step's strategy uses future data, or raises when the future
+        is hidden or shocked (``folds.check_lookahead``).
+    ConfigError
+        The objective is not a numeric stats key.
     PipelineError
-        ``warmup: auto`` without a strategy, or a strategy whose state never converges.
+        ``warmup: auto`` without a strategy, a strategy whose state never converges, or no
+        valid grid point.
     """
     folds = spec.folds
     resolved = _strategy_and_grid(spec)
     checks: dict[str, Any] = {}
     sample = bars.iloc[:_MAX_BIAS_BARS]
-    if resolved is not None and folds.check_lookahead:
-        strategy, points = resolved
-
-        def lookahead_check(point: dict[str, Any]) -> dict[str, Any]:
-            report = detect_lookahead(strategy, sample, n_checks=5, params=point)
-            if report.lookahead:
-                raise LookAheadError(
-                    f"refusing to run: {report.summary()}; fix the strategy (features at t may "
-                    "use data <= t only) or set folds.check_lookahead: false to study it anyway"
-                )
-            return report.to_dict()
-
-        done, skipped = _each_valid_point(
-            strategy, _spread(points, _LOOKAHEAD_POINTS), lookahead_check
-        )
-        checks["lookahead"] = {
-            "lookahead": False,
-            "checked": [verdict for _, verdict in done],
+    valid: list[dict[str, Any]] = []
+    if resolved is not None:
+        strategy, points, objective = resolved
+        valid, skipped = _valid_points(strategy, points, sample)
+        check_objective(strategy, objective, sample, valid[0])
+        checks["grid"] = {
+            "n_points": len(points),
+            "n_valid": len(valid),
             "skipped": skipped,
+            "objective": objective,
         }
+    if resolved is not None and folds.check_lookahead:
+        strategy = resolved[0]
+        verdicts, flagged = [], []
+        for point in valid:
+            report = detect_lookahead(strategy, sample, n_checks=5, params=point)
+            verdicts.append(report.to_dict())
+            if not report.passed:
+                flagged.append(report)
+        checks["lookahead"] = {
+            "lookahead": any(r.lookahead for r in flagged),
+            "passed": not flagged,
+            "checked": verdicts,
+            "n_flagged": len(flagged),
+        }
+        if flagged:
+            shown = "; ".join(f"{r.params}: {r.summary()}" for r in flagged[:3])
+            more = f" (and {len(flagged) - 3} more)" if len(flagged) > 3 else ""
+            raise LookAheadError(
+                f"refusing to run: {len(flagged)} of {len(valid)} grid point(s) of "
+                f"{strategy_name(strategy)} fail the look-ahead check: {shown}{more}; fix the "
+                "strategy (features at t may use data <= t only, and it must run on any prefix "
+                "of its data) or set folds.check_lookahead: false to study it anyway"
+            )
     if folds.warmup == "auto":
         if resolved is None:
             raise PipelineError(
                 "folds.warmup: auto needs the fold step's 'strategy' parameter to measure the "
                 "warm-up; set folds.warmup to a number of bars"
             )
-        strategy, points = resolved
-
-        def warmup_of(point: dict[str, Any]) -> int:
-            rep = detect_recursive_bias(strategy, sample, params=point)
+        strategy = resolved[0]
+        measured = []
+        for point in valid:
+            try:
+                rep = detect_recursive_bias(strategy, sample, params=point)
+            except ChimeraError as exc:
+                raise PipelineError(
+                    f"cannot measure the warm-up of {strategy_name(strategy)} {point}: {exc}; "
+                    "set folds.warmup to a number of bars"
+                ) from exc
             if rep.warmup_bars is None:
                 raise PipelineError(
                     f"{rep.summary()} (params {point}); set folds.warmup to a number of bars"
                 )
-            return rep.warmup_bars
-
-        measured, skipped = _each_valid_point(strategy, points, warmup_of)
-        warmup = max(w for _, w in measured)
+            measured.append((point, rep.warmup_bars))
+        # The signal needs `w` bars before its values are reliable; the position held on a
+        # window's first bar is decided by the signal of the bar before it: one bar more.
+        signal_warmup = max(w for _, w in measured)
+        warmup = signal_warmup + 1
         checks["warmup"] = {
             "method": "auto",
             "warmup_bars": warmup,
+            "signal_warmup_bars": signal_warmup,
+            "measured_on_bars": len(sample),
             "per_params": [{"params": p, "warmup_bars": w} for p, w in measured],
-            "skipped": skipped,
         }
     else:
         warmup = int(folds.warmup)
         checks["warmup"] = {"method": "explicit", "warmup_bars": warmup}
     log.info("pipeline.warmup", warmup_bars=warmup, method=checks["warmup"]["method"])
     return {"warmup_bars": warmup, "checks": checks}
-
-
-def _spread(points: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    if len(points) <= k:
-        return points
-    picks = np.unique(np.linspace(0, len(points) - 1, k).round().astype(int))
-    return [points[int(i)] for i in picks]
 
 
 def stitch_run(run_dir: Path, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

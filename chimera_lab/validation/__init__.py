@@ -20,6 +20,7 @@ from chimera_lab.validation.bias import (
     StrategyFn,
     detect_lookahead,
     detect_recursive_bias,
+    early_cuts,
     strategy_name,
 )
 from chimera_lab.validation.splits import (
@@ -27,6 +28,7 @@ from chimera_lab.validation.splits import (
     WindowLike,
     as_time_index,
     parse_window,
+    to_utc,
     walk_forward_splits,
 )
 from chimera_lab.validation.temporal import TemporalValidator
@@ -44,7 +46,9 @@ __all__ = [
     "as_time_index",
     "detect_lookahead",
     "detect_recursive_bias",
+    "early_cuts",
     "parse_window",
     "strategy_name",
+    "to_utc",
     "walk_forward_splits",
 ]

@@ -12,6 +12,13 @@ each cut is also checked with the future **shocked**: prices (and volume) after 
 by ``1.5`` and by ``0.5``. For a causal strategy the prefix cannot change either way; the
 history's bug (``target = 1 if future_return > 0.01``) is caught at every cut.
 
+Besides the random cuts, a geometric ladder of **early cuts** (keeping 2, 4, 8, ... bars, up to
+``min_history``) is always checked: a leak confined to the first bars of the history (an
+indicator's warm-up NaNs back-filled with a later value, ``rolling(200).mean().bfill()``)
+changes nothing after bar 200 and would be missed by cuts drawn from the whole range. A
+strategy that **raises** on a truncated or shocked history (after running on the full one) is
+a finding too (:attr:`BiasReport.errors`): a live strategy sees exactly such histories.
+
 :func:`detect_recursive_bias` recomputes the signal from later start offsets and reports how
 many bars each restart needs before its values agree with the full-history signal from then
 on: the warm-up a fold needs so that its first scored bar is computed as it would be live (the
@@ -68,6 +75,7 @@ __all__ = [
     "StrategyFn",
     "detect_lookahead",
     "detect_recursive_bias",
+    "early_cuts",
     "strategy_name",
 ]
 
@@ -154,6 +162,7 @@ class BiasCheck:
     first_offending_timestamp: pd.Timestamp | None
     difference_at_first: float
     max_abs_difference: float
+    error: str | None = None  # the strategy raised on this history (a finding, not a skip)
 
 
 def _html_table(rows: Sequence[tuple[str, str]]) -> str:
@@ -201,6 +210,16 @@ class BiasReport:
         return bool(self.offending)
 
     @property
+    def errors(self) -> tuple[BiasCheck, ...]:
+        """The checks on which the strategy raised (truncated or shocked history)."""
+        return tuple(c for c in self.checks if c.error is not None)
+
+    @property
+    def passed(self) -> bool:
+        """No look-ahead found and the strategy ran on every truncated and shocked history."""
+        return not self.lookahead and not self.errors
+
+    @property
     def first_offending_timestamp(self) -> pd.Timestamp | None:
         """Earliest timestamp whose full-history value changed when the future was hidden."""
         stamps = [c.first_offending_timestamp for c in self.offending]
@@ -228,26 +247,53 @@ class BiasReport:
             "n_cuts": len(self.cuts),
             "n_checks": len(self.checks),
             "n_offending_checks": len(self.offending),
+            "n_errors": len(self.errors),
+            "first_error": self.errors[0].error if self.errors else None,
+            "passed": self.passed,
         }
 
     def summary(self) -> str:
         """Return a short human-readable verdict."""
+        errors = ""
+        if self.errors:
+            e = self.errors[0]
+            errors = (
+                f"; the strategy RAISED on {len(self.errors)} of {len(self.checks)} truncated or "
+                f"shocked histories (first: {e.method} at {e.cut.isoformat()}: {e.error})"
+            )
         if not self.lookahead:
+            verdict = "no look-ahead found" if not self.errors else "no difference found"
             return (
-                f"{self.strategy}: no look-ahead found ({len(self.cuts)} cut points, "
-                f"{len(self.checks)} checks, {self.n_bars} bars)"
+                f"{self.strategy}: {verdict} ({len(self.cuts)} cut points, "
+                f"{len(self.checks)} checks, {self.n_bars} bars){errors}"
             )
         first = self.first_offending_timestamp
         return (
             f"{self.strategy}: LOOK-AHEAD — {len(self.offending)} of {len(self.checks)} checks "
             f"changed past signals when the future was hidden; first offending timestamp "
             f"{first.isoformat() if first is not None else '?'}, largest difference "
-            f"{self.max_abs_difference:g}"
+            f"{self.max_abs_difference:g}{errors}"
         )
 
     def _repr_html_(self) -> str:
         d = self.to_dict()
         return _html_table([(k, str(v)) for k, v in d.items()])
+
+
+def early_cuts(n_bars: int, below: int) -> list[int]:
+    """Return the geometric ladder of early cut positions: keep 2, 4, 8, ... bars.
+
+    A cut at position ``c`` keeps rows ``0..c``; the ladder stops before position ``below``
+    (and before the last bar, which has no future to hide).
+
+    >>> early_cuts(10_000, 100)
+    [1, 3, 7, 15, 31, 63]
+    """
+    out, keep = [], 2
+    while keep - 1 < min(below, n_bars - 1):
+        out.append(keep - 1)
+        keep *= 2
+    return out
 
 
 def detect_lookahead(
@@ -261,8 +307,9 @@ def detect_lookahead(
     shocks: Sequence[float] = SHOCKS,
     atol: float = 1e-9,
     rtol: float = 1e-9,
+    include_early: bool = True,
 ) -> BiasReport:
-    """Test a strategy for look-ahead by hiding the future at random cut points.
+    """Test a strategy for look-ahead by hiding the future at random and early cut points.
 
     Parameters
     ----------
@@ -271,27 +318,34 @@ def detect_lookahead(
     data : DataFrame
         Bars (OHLCV convention; extra columns are passed through).
     n_checks : int
-        Number of random cut points (each is tested truncated and once per shock).
+        Number of random cut points at or after ``min_history`` (each is tested truncated
+        and once per shock).
     params : mapping, optional
         Keyword parameters for the strategy.
     min_history : int, optional
-        Fewest bars kept at a cut (default: a tenth of the data, at least 2).
+        Fewest bars kept at a random cut (default: a tenth of the data, at least 2).
     random_state : int
         Seed for the cut points.
     shocks : sequence of float
         Factors applied to prices and volume after each cut; ``()`` tests truncation only.
     atol, rtol : float
         Agreement tolerance (see the module notes).
+    include_early : bool
+        Also check the early ladder of cuts keeping 2, 4, 8, ... bars, up to ``min_history``
+        (:func:`early_cuts`; default on: leaks confined to the first bars hide there).
 
     Returns
     -------
     BiasReport
-        ``lookahead``, ``first_offending_timestamp``, ``max_abs_difference`` and every check.
+        ``lookahead``, ``first_offending_timestamp``, ``max_abs_difference``, ``errors`` and
+        every check.
 
     Raises
     ------
     ConfigError
-        The strategy fails or returns something other than one exposure per bar.
+        The strategy fails on the **full** history or returns something other than one
+        exposure per bar there (failures on truncated or shocked histories are recorded in
+        the report instead).
     DataError
         ``data`` is not a frame of at least 3 time-indexed bars.
     """
@@ -310,7 +364,9 @@ def detect_lookahead(
     full = _signal(strategy, data, params, what="the full history")
     rng = np.random.default_rng(random_state)
     candidates = np.arange(keep - 1, n - 1)  # cut c keeps rows 0..c, so c <= n - 2
-    cuts = np.sort(rng.choice(candidates, size=min(n_checks, candidates.size), replace=False))
+    random_cuts = rng.choice(candidates, size=min(n_checks, candidates.size), replace=False)
+    ladder = early_cuts(n, keep - 1) if include_early else []
+    cuts = np.unique(np.concatenate([np.asarray(ladder, dtype=np.int64), random_cuts]))
     columns = [c for c in OHLCV_COLUMNS if c in data.columns] or [
         c for c in data.columns if pd.api.types.is_float_dtype(data[c])
     ]
@@ -318,19 +374,22 @@ def detect_lookahead(
     checks: list[BiasCheck] = []
     for c in (int(x) for x in cuts):
         reference = full[: c + 1]
-        variants: list[tuple[str, np.ndarray]] = [
-            ("truncate", _signal(strategy, data.iloc[: c + 1], params, what="truncated history"))
-        ]
+        variants: list[tuple[str, pd.DataFrame, bool]] = [("truncate", data.iloc[: c + 1], False)]
         for factor in shocks:
             shocked = data.copy()
             for col in columns:
                 values = shocked[col].to_numpy(dtype=np.float64, copy=True)
                 values[c + 1 :] *= factor
                 shocked[col] = values
-            out = _signal(strategy, shocked, params, what=f"history with a x{factor:g} future")
-            variants.append((f"shock x{factor:g}", out[: c + 1]))
-        for method, values in variants:
-            bad, diff = _differences(reference, values, atol=atol, rtol=rtol)
+            variants.append((f"shock x{factor:g}", shocked, True))
+        for method, frame, is_shock in variants:
+            what = "truncated history" if not is_shock else f"history with a {method[6:]} future"
+            try:
+                out = _signal(strategy, frame, params, what=what)
+            except ChimeraError as exc:
+                checks.append(BiasCheck(index[c], method, c + 1, 0, None, 0.0, 0.0, error=str(exc)))
+                continue
+            bad, diff = _differences(reference, out[: c + 1], atol=atol, rtol=rtol)
             hits = np.flatnonzero(bad)
             first = int(hits[0]) if hits.size else None
             checks.append(

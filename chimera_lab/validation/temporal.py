@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ConfigError, LookAheadError, TimestampLeakError
-from chimera_lab.validation.splits import Fold, as_time_index
+from chimera_lab.validation.splits import Fold, as_time_index, to_utc
 
 __all__ = ["LookAheadError", "TemporalValidator"]
 
@@ -43,18 +43,6 @@ def _fmt(timestamps: pd.DatetimeIndex) -> str:
     shown = ", ".join(ts.isoformat() for ts in timestamps[:_SHOW])
     more = f" and {len(timestamps) - _SHOW} more" if len(timestamps) > _SHOW else ""
     return shown + more
-
-
-def _timestamp(value: Any, *, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a timestamp, got {value!r}") from None
-    if pd.isna(ts):
-        raise ConfigError(f"{name} must be a timestamp, got NaT")
-    if ts.tzinfo is None:
-        raise ConfigError(f"{name} must be tz-aware (UTC), got the naive {ts}")
-    return ts.tz_convert("UTC")
 
 
 class TemporalValidator:
@@ -128,7 +116,8 @@ class TemporalValidator:
             Indexed by timestamp; datetime columns (e.g. the time of a joined observation)
             are checked too.
         decision_time : Timestamp, optional
-            The time the decision is taken. Without it each row's decision time is its own
+            The time the decision is taken (naive means UTC, see
+            :func:`~chimera_lab.validation.to_utc`). Without it each row's decision time is its own
             index timestamp, so every datetime column must be <= the row's timestamp.
 
         Raises
@@ -141,7 +130,7 @@ class TemporalValidator:
         offending: list[pd.Timestamp] = []
         where: list[str] = []
         if decision_time is not None:
-            limit = _timestamp(decision_time, name="decision_time")
+            limit = to_utc(decision_time, name="decision_time")
             bad = idx[idx > limit]
             if len(bad):
                 offending.extend(bad)

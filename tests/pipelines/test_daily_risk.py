@@ -45,6 +45,9 @@ def test_risk_snapshot_composes_the_risk_toolkit(tmp_path: Path) -> None:
         "monte_carlo",
     }
     assert "VaR(99%)" in snap.summary()
+    # Daily bars: the Basel zone over the last 250 observations is shown, with its counts.
+    assert set(snap.coverage["basel_obs"]) == {250}
+    assert snap.coverage.loc["monte_carlo", "basel"] == bt.basel_zone  # bt: the last method
 
 
 def test_shipped_daily_risk_spec_runs_on_a_store(tmp_path: Path, dask_client: Any) -> None:
@@ -64,5 +67,28 @@ def test_shipped_daily_risk_spec_runs_on_a_store(tmp_path: Path, dask_client: An
     # 30 days of 1-minute bars, aggregated to hours inside the store.
     regimes = pd.read_csv(run / "risk" / "regimes.csv")
     assert result.manifest["data"]["n_bars"] == len(regimes)
-    assert summary["as_of"].startswith("2024-08-25T14:00")
+    assert summary["as_of"] == "2024-08-25T14:00:00Z"
     assert summary["window_bars"] == (result.manifest["data"]["n_bars"] - 1) // 3
+    # 30 days of hours are too few for the regime detector: the regime is unknown.
+    assert summary["regime"] == "warm_up"
+    # Hourly bars: no Basel traffic light, a verdict per method.
+    assert all("basel" not in row and row["verdict"] for row in summary["coverage"].values())
+
+
+def test_too_little_history_for_a_regime_is_warm_up_with_normal_limits() -> None:
+    from chimera_lab.errors import DataQualityWarning
+    from chimera_lab.risk import Regime, regime_limits
+
+    bars = load_bars(data_path="btcusdt_1m", resample="1h")
+    settings = Settings(_env_file=None)
+    with pytest.warns(DataQualityWarning, match="no regime label"):
+        snap = risk_snapshot(bars, window_bars=100, settings=settings)
+    assert snap.regime == "warm_up" and snap.regime_since == bars.index[0]
+    normal = regime_limits(settings)[Regime.NORMAL]
+    assert snap.limits == {
+        "exposure_multiplier": normal.exposure_multiplier,
+        "max_leverage": normal.max_leverage,
+        "var_limit": normal.var_limit,
+    }
+    assert snap.regime_shares["warm_up"] == 1.0
+    assert "basel" not in snap.coverage.columns and "WARM_UP" in snap.summary()

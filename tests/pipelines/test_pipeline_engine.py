@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -27,6 +30,9 @@ from chimera_lab.pipelines import (
     run_pipeline,
     window_bars,
 )
+from chimera_lab.pipelines.manifest import sha256_file
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "trivial.ipynb"
 
 
 def _spec(template: Path, **fold_params: Any) -> PipelineSpec:
@@ -48,6 +54,14 @@ def _spec(template: Path, **fold_params: Any) -> PipelineSpec:
     )
 
 
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_failed_fold_is_recorded_and_resume_reruns_only_it(
     tmp_path: Path, trivial_template: Path, dask_client: Any
 ) -> None:
@@ -61,6 +75,7 @@ def test_failed_fold_is_recorded_and_resume_reruns_only_it(
     assert result.status == "failed"
     m = read_manifest(run)
     assert m == result.manifest
+    assert stat.S_IMODE((run / "manifest.json").stat().st_mode) == 0o644  # not mkstemp's 0600
     tasks = {t["id"]: t for t in m["tasks"]}
     assert list(tasks) == ["fold-000", "fold-001", "fold-002", "summary"]
     # The failure: recorded with its error and the notebook up to the failing cell.
@@ -87,6 +102,8 @@ def test_failed_fold_is_recorded_and_resume_reruns_only_it(
         "value": 42,
     }
     assert (run / "summary.html").is_file() and "<html" in (run / "summary.html").read_text()
+    # Attempts write into hidden temporary folders that are moved into place: none is left.
+    assert not [p for p in run.rglob(".*") if p.name != ".ipynb_checkpoints"]
 
     # The manifest lets one reproduce a fold: spec, resolved parameters, data fingerprint.
     bars = load_ohlcv(sample_path("btcusdt_1m"))
@@ -99,21 +116,85 @@ def test_failed_fold_is_recorded_and_resume_reruns_only_it(
     assert tasks["fold-000"]["data_fingerprint"] == expected
     params = tasks["fold-000"]["parameters"]
     assert params["fold"] == 0 and params["value"] == 21
-    assert params["output_dir"] == str(run / "fold" / "fold-000")
-    assert "-y" in tasks["fold-000"]["reproduce"]
+    # Paths into the run folder are relative to the kernel's working directory (the task's
+    # output folder): a moved or copied run folder stays self-contained.
+    assert params["output_dir"] == "."
+    assert "-k python3 --cwd reproduce/fold-000" in tasks["fold-000"]["reproduce"]
+    assert str(run) not in json.dumps(m["tasks"])
     assert m["environment"]["chimera_lab"] and m["environment"]["python"]
+    assert m["code"]["files"] == {str(trivial_template): sha256_file(trivial_template)}
+    assert [a["number"] for a in m["attempts"]] == [1] and m["attempts"][0]["status"] == "failed"
     assert m["spec"]["name"] == "trivial"
     for t in m["tasks"]:
         if t["status"] == "ok":
             assert t["duration_s"] > 0 and t["started"] <= t["finished"]
+        assert [h["attempt"] for h in t["history"]] == [1]
 
-    # Resume after removing the cause: only the failed fold and the step after it run again.
+    # Move the run folder (copy it elsewhere), remove the cause, resume the copy: only the
+    # failed fold and the step after it run again, in the copy; the original is untouched.
+    original = _tree_digest(run)
+    moved = tmp_path / "elsewhere" / run.name
+    shutil.copytree(run, moved)
     flag.unlink()
-    again = run_pipeline(resume=run, client=dask_client, progress=False)
-    assert again.ok and again.run_dir == run
+    again = run_pipeline(resume=moved, client=dask_client, progress=False)
+    assert again.ok and again.run_dir == moved
+    assert _tree_digest(run) == original
     attempts = {t["id"]: t["attempts"] for t in again.manifest["tasks"]}
     assert attempts == {"fold-000": 1, "fold-001": 2, "fold-002": 1, "summary": 2}
-    assert json.loads((run / "fold" / "fold-001" / "result.json").read_text())["value"] == 42
+    assert json.loads((moved / "fold" / "fold-001" / "result.json").read_text())["value"] == 42
+    assert not (run / "fold" / "fold-001" / "result.json").exists()
+    m2 = read_manifest(moved)
+    assert [a["status"] for a in m2["attempts"]] == ["failed", "ok"]
+    assert m2["attempts"][1]["tasks"] == ["fold-001", "summary"]
+    assert m2["attempts"][1]["resume"] is True and m2["attempts"][1]["code_changes"] == []
+    history = {t["id"]: [(h["attempt"], h["status"]) for h in t["history"]] for t in m2["tasks"]}
+    assert history["fold-001"] == [(1, "failed"), (2, "ok")]
+    assert history["fold-000"] == [(1, "ok")]
+
+
+def test_resume_refuses_other_code_unless_forced(tmp_path: Path, dask_client: Any) -> None:
+    # A step that runs a strategy file: the file and the template are part of the run's code.
+    strategy = tmp_path / "mystrat.py"
+    strategy.write_text("def f(data):\n    return data['close'] * 0\n")
+    nb = nbformat.read(TEMPLATE, as_version=4)
+    nb.cells[1].source += '\nstrategy: str = ""  # a strategy file target'
+    template = tmp_path / "step.ipynb"
+    nbformat.write(nb, template)
+    flag = tmp_path / "fail-now"
+    flag.touch()
+    spec = PipelineSpec.model_validate(
+        {
+            "name": "code",
+            "steps": [
+                {
+                    "name": "s",
+                    "template": str(template),
+                    "parameters": {
+                        "strategy": f"{strategy}:f",
+                        "fail_fold": -1,
+                        "fail_flag": str(flag),
+                    },
+                }
+            ],
+        }
+    )
+    first = run_pipeline(spec, runs_dir=tmp_path / "runs", client=dask_client, progress=False)
+    assert first.status == "failed"
+    files = first.manifest["code"]["files"]
+    assert files[str(strategy)] == sha256_file(strategy)
+    flag.unlink()
+    strategy.write_text("def f(data):\n    return data['close'] * 0 + 1\n")
+    with pytest.raises(PipelineError, match="the code differs") as info:
+        run_pipeline(resume=first.run_dir, client=dask_client, progress=False)
+    assert "mystrat.py" in str(info.value) and "--force" in str(info.value)
+    assert read_manifest(first.run_dir)["status"] == "failed"  # nothing ran
+    forced = run_pipeline(resume=first.run_dir, force=True, client=dask_client, progress=False)
+    assert forced.ok
+    attempts = forced.manifest["attempts"]
+    assert [a["forced"] for a in attempts] == [False, True]
+    assert any("mystrat.py" in c for c in attempts[1]["code_changes"])
+    assert attempts[1]["files"][str(strategy)] == sha256_file(strategy)
+    assert attempts[0]["files"][str(strategy)] == files[str(strategy)]
 
 
 def test_resume_refuses_when_the_bars_changed(tmp_path: Path, trivial_template: Path) -> None:
@@ -187,8 +268,14 @@ def test_unknown_parameters_are_refused_with_a_suggestion(
         run_pipeline(spec, runs_dir=tmp_path, progress=False)
 
 
-@pytest.mark.slow
-def test_ctrl_c_cancels_cleanly(tmp_path: Path, trivial_template: Path) -> None:
+def _interrupt_a_running_notebook(
+    tmp_path: Path, template: Path, where: list[str], hosts: list[int]
+) -> tuple[Path, list[Any], str]:
+    """Run a sleeping notebook with `chimera pipeline run`, Ctrl-C it once its kernel runs.
+
+    ``hosts`` are the pids under which the kernel will appear (none: under chimera itself).
+    Returns the run folder, the papermill child and kernel that were running, and stderr.
+    """
     import psutil
 
     spec_file = tmp_path / "slow.yaml"
@@ -197,11 +284,7 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path, trivial_template: Path) -> None:
             {
                 "name": "slow",
                 "steps": [
-                    {
-                        "name": "nap",
-                        "template": str(trivial_template),
-                        "parameters": {"sleep_s": 120.0},
-                    }
+                    {"name": "nap", "template": str(template), "parameters": {"sleep_s": 120.0}}
                 ],
             }
         )
@@ -209,49 +292,79 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path, trivial_template: Path) -> None:
     runs = tmp_path / "runs"
     chimera = Path(sys.executable).with_name("chimera")
     proc = subprocess.Popen(
-        [
-            str(chimera),
-            "pipeline",
-            "run",
-            str(spec_file),
-            "--out",
-            str(runs),
-            "--workers",
-            "1",
-            "--no-progress",
-        ],
+        [str(chimera), "pipeline", "run", str(spec_file), "--out", str(runs), "--no-progress"]
+        + where,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        # Wait (bounded) until the notebook's kernel is running under the worker.
+        # Wait (bounded) until the notebook's kernel is running.
         deadline = time.monotonic() + 120
-        kernels: list[psutil.Process] = []
-        while time.monotonic() < deadline and not kernels:
-            children = psutil.Process(proc.pid).children(recursive=True)
-            kernels = [c for c in children if "ipykernel" in " ".join(_cmdline(c))]
-            if not kernels:
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.2)
-        assert kernels, "the notebook never started"
-        family = psutil.Process(proc.pid).children(recursive=True)
+        running: list[Any] = []
+        while time.monotonic() < deadline:
+            family = [c for h in hosts or [proc.pid] for c in psutil.Process(h).children(True)]
+            running = [
+                c
+                for c in family
+                if any(k in " ".join(_cmdline(c)) for k in ("ipykernel", "pipelines._child"))
+            ]
+            if len(running) == 2:  # the papermill child and its kernel
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        assert len(running) == 2, "the notebook never started"
         os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, err
-    assert "error: aborted" in err or "error: interrupted" in err
-    assert '"level": "info"' not in err  # dask's chatter stays quiet without --verbose
     (run,) = runs.iterdir()
+    return run, running, err
+
+
+def _assert_cancelled(run: Path) -> None:
     m = read_manifest(run)
     assert m["status"] == "cancelled"
     assert [t["status"] for t in m["tasks"]] == ["cancelled"]
-    # Workers and kernels are gone (bounded wait for the kernel's parent poller).
-    _, alive = psutil.wait_procs(family, timeout=30)
+    assert m["attempts"][0]["status"] == "cancelled"
+    # Nothing of the interrupted attempt was moved into place, nothing temporary is left.
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_cleanly(tmp_path: Path, trivial_template: Path) -> None:
+    import psutil
+
+    run, running, err = _interrupt_a_running_notebook(
+        tmp_path, trivial_template, ["--workers", "1"], []
+    )
+    assert "error: aborted" in err or "error: interrupted" in err
+    assert '"level": "info"' not in err  # dask's chatter stays quiet without --verbose
+    _assert_cancelled(run)
+    # The papermill child and the kernel are gone (the local cluster's workers too).
+    _, alive = psutil.wait_procs(running, timeout=30)
     assert not alive, [_cmdline(p) for p in alive]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_notebook_on_a_remote_worker(
+    tmp_path: Path, trivial_template: Path, dask_cluster: dict[str, Any]
+) -> None:
+    # The notebook runs under a `dask worker` started by the fixture, not under chimera: only
+    # the run's cancel event can stop it there. Its worker survives and stays usable.
+    import psutil
+
+    workers = sorted(dask_cluster["worker_pids"])
+    run, running, _ = _interrupt_a_running_notebook(
+        tmp_path, trivial_template, ["--scheduler", dask_cluster["address"]], workers
+    )
+    _assert_cancelled(run)
+    _, alive = psutil.wait_procs(running, timeout=30)
+    assert not alive, [_cmdline(p) for p in alive]
+    assert all(psutil.pid_exists(pid) for pid in workers)
 
 
 def _cmdline(p: Any) -> list[str]:

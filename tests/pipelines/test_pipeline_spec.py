@@ -175,7 +175,8 @@ def test_data_spec_round_trips_through_yaml() -> None:
 
 
 def test_store_and_file_sources_give_the_same_bars(tmp_path: Path) -> None:
-    # The pandas resampling of a file must equal the store's SQL resampling of the same bars.
+    # The resampling of a file must equal the store's SQL resampling of the same bars to the
+    # last bit (one aggregation, chimera_lab.data.resample): same bars, same fingerprint.
     from chimera_lab.data import Store
     from chimera_lab.data.samples import import_sample
 
@@ -185,8 +186,115 @@ def test_store_and_file_sources_give_the_same_bars(tmp_path: Path) -> None:
     from_store = load_bars(symbol="BTCUSDT", store_url=url, **window)
     from_file = load_bars(data_path="btcusdt_1m", **window)
     pd.testing.assert_frame_equal(from_store, from_file, check_freq=False)
-    for tf in ("15m", "1h", "4h"):
+    for tf in ("15m", "1h", "4h", "1d"):
         a = load_bars(symbol="BTCUSDT", store_url=url, resample=tf, **window)
         b = load_bars(data_path="btcusdt_1m", resample=tf, **window)
-        pd.testing.assert_frame_equal(a, b, check_freq=False, rtol=1e-12)
+        pd.testing.assert_frame_equal(a, b, check_freq=False, check_exact=True)
+        assert fingerprint_bars(a) == fingerprint_bars(b), tf
     assert fingerprint_bars(from_store) == fingerprint_bars(from_file)
+
+
+def test_resample_ohlcv_sums_volume_in_time_order() -> None:
+    # The store's sum(volume ORDER BY ts): a sequential left-to-right float sum, which pandas'
+    # (pairwise) sum does not reproduce bit for bit.
+    from functools import reduce
+    from operator import add
+
+    from chimera_lab.data.resample import resample_ohlcv
+
+    bars = make_ohlcv(3 * 60, seed=11)
+    bars["volume"] = np.random.default_rng(1).lognormal(0, 3, len(bars))
+    hourly = resample_ohlcv(bars, "1h")
+    for k, (start, row) in enumerate(hourly.iterrows()):
+        hour = bars.iloc[60 * k : 60 * (k + 1)]
+        assert start == hour.index[0]
+        assert row["volume"] == reduce(add, hour["volume"].tolist(), 0.0)
+        assert (row["open"], row["close"]) == (hour["open"].iloc[0], hour["close"].iloc[-1])
+        assert (row["high"], row["low"]) == (hour["high"].max(), hour["low"].min())
+
+
+def test_relative_strategy_files_are_resolved_like_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kernels run in their output folder: a relative strategy path must be made absolute
+    # when the run is planned (like --csv), from the CLI and from a spec file.
+    from chimera_lab.pipelines.walk_forward import walk_forward_spec
+
+    (tmp_path / "strats").mkdir()
+    (tmp_path / "strats" / "mine.py").write_text("def f(data):\n    return data['close'] * 0\n")
+    monkeypatch.chdir(tmp_path)
+    spec = walk_forward_spec(
+        data=DataSpec(path="btcusdt_1m"), strategy="strats/mine.py:f", train="1D", test="1D"
+    ).with_paths_resolved()
+    assert spec.steps[0].parameters["strategy"] == f"{tmp_path / 'strats' / 'mine.py'}:f"
+    assert spec.steps[1].parameters == {}
+    doc = tmp_path / "specs" / "s.yaml"
+    doc.parent.mkdir()
+    doc.write_text(
+        "name: s\ndata: {path: btcusdt_1m}\nfolds: {train: 1D, test: 1D}\nsteps:\n"
+        "  - {name: fold, template: notebooks/templates/walk_forward_fold.ipynb, foreach: fold,"
+        " parameters: {strategy: '../strats/mine.py:f'}}\n"
+    )
+    monkeypatch.chdir(tmp_path / "specs")
+    loaded = load_spec(doc)
+    assert loaded.steps[0].parameters["strategy"] == f"{tmp_path / 'strats' / 'mine.py'}:f"
+    assert (
+        load_spec(REPO / "pipelines" / "walk_forward_sma.yaml").steps[0].parameters["strategy"]
+        == "sma_cross"
+    )  # registered names stay names
+
+
+def test_manifests_are_world_readable(tmp_path: Path) -> None:
+    import stat
+
+    from chimera_lab.pipelines.manifest import write_manifest
+
+    path = write_manifest(tmp_path, {"tasks": []})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not list(tmp_path.glob(".manifest-*"))
+
+
+def test_untracked_package_files_make_a_checkout_dirty(tmp_path: Path) -> None:
+    import subprocess
+
+    from chimera_lab.pipelines.manifest import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            check=True,
+            capture_output=True,
+        )
+
+    (tmp_path / "chimera_lab").mkdir()
+    (tmp_path / "chimera_lab" / "a.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    assert git_commit(tmp_path) == {
+        "commit": git_commit(tmp_path)["commit"],
+        "dirty": False,
+        "changes": [],
+    }  # type: ignore[index]
+    (tmp_path / "notes.txt").write_text("not code\n")  # untracked outside the package: clean
+    assert git_commit(tmp_path)["dirty"] is False  # type: ignore[index]
+    (tmp_path / "chimera_lab" / "new_module.py").write_text("y = 2\n")  # imported by a run
+    info = git_commit(tmp_path)
+    assert info is not None and info["dirty"] and info["changes"] == ["chimera_lab/new_module.py"]
+    (tmp_path / "notebooks" / "templates").mkdir(parents=True)
+    (tmp_path / "notebooks" / "templates" / "t.ipynb").write_text("{}")
+    info = git_commit(tmp_path)
+    assert info is not None and "notebooks/templates/t.ipynb" in info["changes"]
+
+
+def test_source_hash_sees_any_module_change(tmp_path: Path) -> None:
+    from chimera_lab.pipelines.manifest import source_sha256
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    before = source_sha256(pkg)
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    added = source_sha256(pkg)
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    assert len({before, added, source_sha256(pkg)}) == 3

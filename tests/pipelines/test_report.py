@@ -23,8 +23,8 @@ from chimera_lab.pipelines.report import (
 )
 
 
-def _run() -> WalkForwardRun:
-    bars = make_ohlcv(3000, seed=5)
+def _run(timeframe: str = "1m") -> WalkForwardRun:
+    bars = make_ohlcv(3000, seed=5, timeframe=timeframe)
     idx = bars.index
     folds, parts = [], []
     chosen = [{"fast": 30, "slow": 60}, {"fast": 30, "slow": 60}, {"fast": 10, "slow": 60}]
@@ -49,6 +49,12 @@ def _run() -> WalkForwardRun:
                 },
                 "test_start": idx[a].isoformat(),
                 "test_end": idx[b - 1].isoformat(),
+                "grid": {"fast": [10, 30], "slow": [60]},
+                "n_candidates": 2,
+                "cost_model": {"fee_bps": 6.0, "slippage_bps": 2.0, "exit_at_end": True},
+                "warmup_used_test": 60 if k else 20,
+                "warmup_short": k == 0,
+                "warmup_check": {"extended": k == 2, "agreed": k != 0},
             }
         )
     folds.append(
@@ -86,6 +92,12 @@ def test_fold_table_lists_failures_with_their_error() -> None:
     assert list(table.index) == [0, 1, 2, 3]
     assert table.loc[3, "status"] == "failed" and table.loc[3, "error"] == "boom"
     assert table.loc[2, "param_fast"] == 10 and table.loc[1, "oos_sharpe"] == -0.5
+    # Integer parameters stay integers next to a failed fold (printed 10, not 10.0).
+    assert str(table["param_fast"].dtype) == "Int64" and pd.isna(table.loc[3, "param_fast"])
+    assert "10.0" not in table[["param_fast"]].to_string()
+    # One timestamp format (ISO Z), and the warm-up each test window got, flagged.
+    assert table.loc[0, "test_start"].endswith("Z") and "+00:00" not in table.to_string()
+    assert table["warmup_note"].tolist()[:3] == ["SHORT", "", "extended"]
 
 
 def test_parameter_stability_by_hand() -> None:
@@ -116,6 +128,12 @@ def test_var_coverage_uses_risk_backtests() -> None:
     ref = var_backtest(run.oos_returns, rolling_var(run.oos_returns, 200, "historical", 0.95), 0.95)
     assert table.loc["historical", "exceedances"] == ref.n_exceedances
     assert table.loc["historical", "n_obs"] == 1600
+    # One-minute bars: no Basel traffic light (its 250 observations are trading days, not
+    # four hours), and a verdict per method that agrees with the tests' p-values.
+    assert not {"basel", "basel_obs", "basel_exceedances"} & set(table.columns)
+    verdict = table.loc["historical", "verdict"]
+    expected_word = "OK" if ref.kupiec_pvalue >= 0.05 else "too"
+    assert expected_word in verdict and str(ref.n_exceedances) in verdict
     # Too few returns for the requested window: it shrinks to a third of them.
     assert var_coverage(run, window_bars=5000, methods=("historical",))["window"].iloc[0] == 600
 
@@ -131,3 +149,39 @@ def test_report_figures_render() -> None:
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def test_basel_zone_only_for_daily_bars_with_its_window() -> None:
+    from chimera_lab.risk import rolling_var, var_backtest
+
+    run = _run("1d")
+    table = var_coverage(run, confidence=0.99, window_bars=250, methods=("historical",))
+    ref = var_backtest(run.oos_returns, rolling_var(run.oos_returns, 250, "historical", 0.99), 0.99)
+    row = table.loc["historical"]
+    assert row["basel"] == ref.basel_zone
+    assert (row["basel_exceedances"], row["basel_obs"]) == (ref.basel_exceedances, 250)
+
+
+def test_coverage_verdicts() -> None:
+    from chimera_lab.pipelines.report import coverage_verdict
+
+    low = coverage_verdict(
+        {"exceedances": 622, "expected": 302.4, "kupiec_p": 0.0, "christoffersen_p": 0.0}
+    )
+    assert low.startswith("VaR too LOW: 622 exceedances vs 302.4 expected") and "CLUSTER" in low
+    high = coverage_verdict(
+        {"exceedances": 1, "expected": 10.0, "kupiec_p": 0.001, "christoffersen_p": 0.9}
+    )
+    assert "too HIGH" in high and "no clustering" in high
+    ok = coverage_verdict(
+        {"exceedances": 11, "expected": 10.0, "kupiec_p": 0.75, "christoffersen_p": 0.5}
+    )
+    assert ok.startswith("coverage OK")
+
+
+def test_the_report_header_states_costs_grid_candidates_and_warmup() -> None:
+    text = _run().describe()
+    assert "fee 6 bps and slippage 2 bps per fill" in text
+    assert "closes its position at the end of its test window" in text
+    assert "grid fast [10, 30], slow [60]: 2 candidates per fold, 6 backtests in all" in text
+    assert "fold(s) [0] had fewer warm-up bars" in text and "extended" in text

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.errors import ConfigError, DataError
-from chimera_lab.validation import BiasReport, detect_lookahead, detect_recursive_bias
+from chimera_lab.validation import BiasReport, detect_lookahead, detect_recursive_bias, early_cuts
 
 SAMPLE = (
     Path(__file__).resolve().parents[2] / "data/samples/btcusdt_1m_binance_20240726_20240825.csv.gz"
@@ -36,7 +36,10 @@ def test_the_history_bug_is_flagged_on_real_data(btc: pd.DataFrame) -> None:
     assert report.lookahead
     # Hiding the future and shocking it both way catch the leak at every cut point.
     assert {c.cut for c in report.offending} == set(report.cuts)
-    assert len(report.cuts) == 20
+    ladder = early_cuts(len(btc), len(btc) // 10 - 1)  # keep 2, 4, ..., 4096 bars
+    assert ladder == [2**k - 1 for k in range(1, 13)]
+    assert len(report.cuts) == 20 + len(ladder)
+    assert set(btc.index[ladder]) <= set(report.cuts)
     first = report.first_offending_timestamp
     assert first is not None and first == min(c.first_offending_timestamp for c in report.offending)
     assert report.max_abs_difference == 1.0  # exposures flip between 0 and 1
@@ -72,7 +75,9 @@ def test_causal_strategies_are_cleared(
     report = detect_lookahead(strategy, btc, n_checks=20, params=params)  # type: ignore[arg-type]
     assert not report.lookahead, report.summary()
     assert report.first_offending_timestamp is None and report.max_abs_difference == 0.0
-    assert len(report.checks) == 20 * 3  # truncated + two shocks per cut
+    assert len(report.checks) == len(report.cuts) * 3  # truncated + two shocks per cut
+    assert len(report.cuts) == 20 + 12  # the random cuts and the early ladder
+    assert report.passed and not report.errors
     assert "no look-ahead" in report.summary()
 
 
@@ -178,3 +183,52 @@ def test_rounding_ties_are_not_mistaken_for_warmup(btc: pd.DataFrame) -> None:
         closes = btc["close"].loc[:ts].iloc[-200:]
         assert abs(closes.iloc[-5:].mean() - closes.mean()) < 1e-9 * closes.iloc[-1]
     assert "tie" in report.summary()
+
+
+def bfill_sma(data: pd.DataFrame, window: int = 200) -> pd.Series:
+    """A leak confined to the first bars: the warm-up NaNs back-filled with a later mean."""
+    close = data["close"]
+    return (close > close.rolling(window).mean().bfill()).astype(float)
+
+
+def test_a_leak_in_the_first_bars_is_flagged(btc: pd.DataFrame) -> None:
+    # Bars 0..198 see the mean of bars 0..199: only cuts before bar 199 can notice. The random
+    # cuts start at a tenth of the data (4320 bars): they never do.
+    report = detect_lookahead(bfill_sma, btc)
+    assert report.lookahead, report.summary()
+    assert report.first_offending_timestamp == btc.index[0]
+    flagged = {c.cut for c in report.offending}
+    assert flagged and max(flagged) < btc.index[199]
+    random_only = detect_lookahead(bfill_sma, btc, include_early=False)
+    assert not random_only.lookahead  # what the gate used to conclude
+
+
+def test_early_cuts_ladder() -> None:
+    assert early_cuts(10_000, 100) == [1, 3, 7, 15, 31, 63]
+    assert early_cuts(5, 100) == [1, 3]  # never the last bar (nothing after it to hide)
+    assert early_cuts(3, 1) == []
+
+
+def test_a_strategy_that_raises_on_a_hidden_future_is_a_finding(ohlcv: pd.DataFrame) -> None:
+    # Runs on the full history, fails when the future is cut away or shocked: not a skip.
+    last = float(ohlcv["close"].iloc[-1])
+
+    def needs_the_future(data: pd.DataFrame) -> pd.Series:
+        if len(data) < len(ohlcv):
+            raise KeyError("tomorrow")
+        if data["close"].iloc[-1] < 0.9 * last:  # the future shocked down
+            raise ValueError("crash")
+        return pd.Series(0.0, index=data.index)
+
+    report = detect_lookahead(needs_the_future, ohlcv, n_checks=4)
+    assert not report.lookahead and not report.passed
+    assert {c.method for c in report.errors} == {"truncate", "shock x0.5"}
+    assert len(report.errors) == 2 * len(report.cuts)
+    assert all(
+        ("KeyError" if c.method == "truncate" else "ValueError") in (c.error or "")
+        for c in report.errors
+    )
+    assert "RAISED" in report.summary()
+    d = report.to_dict()
+    assert d["n_errors"] == 2 * len(report.cuts) and d["passed"] is False
+    assert "tomorrow" in d["first_error"]

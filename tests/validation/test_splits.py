@@ -232,3 +232,21 @@ def _check_fold_invariants(idx: pd.DatetimeIndex, folds: list[Fold], embargo: pd
         if prev is not None:
             assert prev.test_positions[1] <= c  # test windows never overlap each other
             assert f.number == prev.number + 1
+
+
+def test_to_utc_is_the_one_rule_for_scalar_times() -> None:
+    from chimera_lab.validation import to_utc
+
+    utc = pd.Timestamp("2024-07-26 14:15", tz="UTC")
+    for value in (
+        "2024-07-26 14:15",  # naive means UTC
+        "2024-07-26T14:15:00Z",
+        "2024-07-26T16:15:00+02:00",
+        pd.Timestamp("2024-07-26 14:15"),
+        utc.tz_convert("America/New_York").to_pydatetime(),
+    ):
+        assert to_utc(value, name="t") == utc
+        assert str(to_utc(value, name="t").tz) == "UTC"
+    for bad in ("", None, "soon", pd.NaT):
+        with pytest.raises(ConfigError, match="'?t"):
+            to_utc(bad, name="t")

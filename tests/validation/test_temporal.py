@@ -91,10 +91,15 @@ def test_validator_rejects_bad_arguments() -> None:
     idx = _idx(5)
     with pytest.raises(ConfigError, match="embargo"):
         TemporalValidator(embargo="soon").validate_fold(idx[:2], idx[3:])
-    with pytest.raises(ConfigError, match="tz-aware"):
-        TemporalValidator().validate_features(
-            pd.DataFrame({"x": range(5)}, index=idx), decision_time="2024-08-01"
-        )
+    frame = pd.DataFrame({"x": range(5)}, index=idx)
+    with pytest.raises(ConfigError, match="not a date/time"):
+        TemporalValidator().validate_features(frame, decision_time="soon")
+    # A naive decision time means UTC (the one rule for scalar times, see to_utc).
+    with pytest.raises(TimestampLeakError) as naive_leak:
+        TemporalValidator().validate_features(frame, decision_time=str(idx[2].tz_localize(None)))
+    with pytest.raises(TimestampLeakError) as aware_leak:
+        TemporalValidator().validate_features(frame, decision_time=idx[2])
+    assert naive_leak.value.timestamps == aware_leak.value.timestamps == tuple(idx[3:])
     naive = pd.DataFrame({"t": pd.date_range("2024-08-01", periods=5, freq="1min")}, index=idx)
     with pytest.raises(ConfigError, match="naive"):
         TemporalValidator().validate_features(naive)
