@@ -2,7 +2,10 @@
 
 1. Overhead: an empty template (parameters cell and one trivial cell) executed with papermill,
    sequentially, in this process: kernel start + injection + execution + save. The baseline is
-   the same trivial cell run in this process without a notebook.
+   the same trivial cell run in this process without a notebook. Then the same notebook
+   through ``execute_task``, the unit a Dask worker runs: papermill in a child process of its
+   own (so a cancelled run can kill it and its kernel), writing into a temporary attempt
+   folder moved into place at the end; the difference is the price of that isolation.
 2. Speed-up: the walk-forward fold template over 8 folds of the bundled BTC/USDT 1-minute
    sample (``sma_cross``, 6-point grid), run by ``run_pipeline`` on a LocalCluster with 1 worker
    and with 2 workers (cluster start included). Target: >= 1.6x on 2 cores.
@@ -54,6 +57,8 @@ def _empty_template(path: Path) -> Path:
 def bench_overhead(repeats: int, tmp: Path) -> dict[str, float]:
     import papermill
 
+    from chimera_lab.pipelines import NotebookTask, execute_task
+
     template = _empty_template(tmp / "empty.ipynb")
     times = []
     for i in range(repeats):
@@ -66,6 +71,19 @@ def bench_overhead(repeats: int, tmp: Path) -> dict[str, float]:
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
         times.append(time.perf_counter() - t0)
+    task_times = []
+    for i in range(repeats):
+        task = NotebookTask(
+            task_id=f"t{i}",
+            template=str(template),
+            notebook=str(tmp / "tasks" / f"t{i}.ipynb"),
+            output_dir=str(tmp / "tasks" / f"t{i}"),
+            parameters={"output_dir": "."},
+        )
+        t0 = time.perf_counter()
+        outcome = execute_task(task)
+        task_times.append(time.perf_counter() - t0)
+        assert outcome.status == "ok", outcome.error
     t0 = time.perf_counter()
     for _ in range(repeats):
         x = 1 + 1  # noqa: F841 - the baseline: the cell's work without a notebook
@@ -75,6 +93,8 @@ def bench_overhead(repeats: int, tmp: Path) -> dict[str, float]:
         "median_s": statistics.median(times),
         "min_s": min(times),
         "max_s": max(times),
+        "execute_task_median_s": statistics.median(task_times),
+        "execute_task_min_s": min(task_times),
         "baseline_s": baseline,
     }
 
@@ -89,6 +109,7 @@ def _spec(folds: int) -> PipelineSpec:
             # 2-day train + `folds` 1-day tests from the start of the sample
             "data": {"path": "btcusdt_1m", "end": end.isoformat()},
             "folds": {"train": "2D", "test": "1D", "warmup": 120, "check_lookahead": False},
+            # (each fold still checks its chosen point and verifies its warm-up: what a run does)
             "steps": [
                 {
                     "name": "fold",
@@ -136,6 +157,12 @@ def main() -> None:
     print(f"{'papermill empty notebook, median (s)':<46}{overhead['median_s']:>12.2f}")
     print(f"{'  min / max (s)':<46}{overhead['min_s']:>6.2f} / {overhead['max_s']:.2f}")
     print(f"{'  same cell without a notebook (s)':<46}{overhead['baseline_s']:>12.2e}")
+    task_s = overhead["execute_task_median_s"]
+    print(f"{'execute_task (child process), median (s)':<46}{task_s:>12.2f}")
+    print(
+        f"{'  isolation cost vs papermill in-process (s)':<46}"
+        f"{task_s - overhead['median_s']:>12.2f}"
+    )
     print(f"{'8 folds, 1 worker, wall (s)':<46}{parallel['wall_s_1_worker']:>12.1f}")
     print(f"{'8 folds, 2 workers, wall (s)':<46}{parallel['wall_s_2_worker']:>12.1f}")
     print(

@@ -444,6 +444,17 @@ def pipeline_status(run_dir: Path, as_json: bool) -> None:
         click.echo(
             f"data: {d['n_bars']} bars {d['first']} .. {d['last']} sha256 {d['fingerprint'][:16]}"
         )
+    attempts = m.get("attempts") or []
+    if attempts:
+        forced = [a["number"] for a in attempts if a.get("forced")]
+        click.echo(
+            f"attempts: {len(attempts)}"
+            + (f" (with other code, --force: {forced})" if forced else "")
+            + "; last: "
+            + f"{attempts[-1].get('status')} {attempts[-1].get('started')}"
+        )
+    if m.get("error"):
+        click.echo(f"error: {m['error'].get('type')}: {m['error'].get('message')}")
     for t in m["tasks"]:
         dur = f"{t['duration_s']:.1f}s" if t.get("duration_s") is not None else "-"
         err = t.get("error") or {}

@@ -101,7 +101,10 @@ class WalkForwardRun:
         extended = [
             f["fold"] for f in self.ok_folds if (f.get("warmup_check") or {}).get("extended")
         ]
-        candidates = sum(int(f.get("n_candidates") or 0) for f in self.ok_folds)
+        # Backtests the optimiser ran: the valid grid points of every finished fold.
+        candidates = sum(
+            int(f.get("n_valid_candidates") or f.get("n_candidates") or 0) for f in self.ok_folds
+        )
         if self.manifest is None:
             return "\n".join(
                 [
@@ -368,7 +371,7 @@ def fold_table(run: WalkForwardRun) -> pd.DataFrame:
             warmup_note="SHORT"
             if f.get("warmup_short")
             else ("extended" if warm.get("extended") else ""),
-            error=None if f["status"] == "ok" else (f.get("error") or {}).get("message"),
+            error="" if f["status"] == "ok" else (f.get("error") or {}).get("message"),
         )
         rows.append(row)
     table = pd.DataFrame(rows).set_index("fold")

@@ -392,6 +392,16 @@ def test_pipeline_status_command(tmp_path: Path, trivial_template: Path) -> None
             "updated": "2024-01-01T00:00:00Z",
             "environment": {"chimera_lab": "0.1.0", "git": {"commit": "a" * 40, "dirty": True}},
             "data": None,
+            "attempts": [
+                {"number": 1, "status": "failed", "started": "2024-01-01T00:00:00Z"},
+                {
+                    "number": 2,
+                    "status": "failed",
+                    "started": "2024-01-01T01:00:00Z",
+                    "forced": True,
+                },
+            ],
+            "error": {"type": "PipelineError", "message": "cannot reach the Dask scheduler"},
             "tasks": [
                 {
                     "id": "fold-000",
@@ -406,6 +416,8 @@ def test_pipeline_status_command(tmp_path: Path, trivial_template: Path) -> None
     assert res.exit_code == 0, res.output
     assert "failed" in res.output and "RuntimeError: boom" in res.output
     assert "(dirty)" in res.output
+    assert "attempts: 2 (with other code, --force: [2])" in res.output
+    assert "error: PipelineError: cannot reach the Dask scheduler" in res.output
     res = CliRunner().invoke(cli, ["pipeline", "status", str(run), "--json"])
     assert json.loads(res.output)["tasks"][0]["id"] == "fold-000"
 
