@@ -439,18 +439,17 @@ def _execute(
             for tid in batch:
                 records[tid].update(status="running", error=None)
                 task = dataclasses.replace(plan.tasks[tid], cancel_event=cancel.name)
-                futures.append(
-                    client.submit(
-                        execute_task,
-                        task,
-                        key=f"{plan.run_dir.name}-{tid}-{records[tid].get('attempts', 0)}",
-                        pure=False,
-                        retries=0,
-                    )
+                future = client.submit(
+                    execute_task,
+                    task,
+                    key=f"{plan.run_dir.name}-{tid}-{records[tid].get('attempts', 0)}",
+                    pure=False,
+                    retries=0,
                 )
+                futures.append(future)
+                by_key[future.key] = tid
             plan.manifest["updated"] = utc_now()
             write_manifest(plan.run_dir, plan.manifest)
-            by_key = {f.key: tid for f, tid in zip(futures, batch, strict=True)}
             for future in dd.as_completed(futures):
                 record_outcome(by_key[future.key], future)
                 bar.update(1)
@@ -466,23 +465,31 @@ def _execute(
                 write_manifest(plan.run_dir, plan.manifest)
     except KeyboardInterrupt:
         # Stop the notebooks where they run (also on remote workers), then record them.
-        pending = [f for f in futures if records[by_key[f.key]]["status"] == "running"]
+        pending = [
+            f for f in futures if f.key in by_key and records[by_key[f.key]]["status"] == "running"
+        ]
         try:
             cancel.set()
-            if pending:
-                done, _ = dd.wait(pending, timeout=settings.pipeline.cancel_grace_s)
-                for future in done:
+            try:
+                dd.wait(pending, timeout=settings.pipeline.cancel_grace_s)
+            except TimeoutError:
+                pass  # record what stopped; the rest is cancelled below
+            for future in pending:
+                if future.done():
                     record_outcome(by_key[future.key], future)
-        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - a second Ctrl-C: stop waiting
-            pass
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting
         finally:
             if futures:
                 client.cancel(futures, force=True)
         raise
     except BaseException:
         if futures:
-            cancel.set()
-            client.cancel(futures, force=True)
+            try:
+                cancel.set()
+                client.cancel(futures, force=True)
+            except Exception as exc:  # noqa: BLE001 - the cluster may be what failed
+                log.warning("pipeline.cancel_failed", error=str(exc))
         raise
     finally:
         bar.close()

@@ -66,7 +66,7 @@ import pandas as pd
 
 from chimera_lab.errors import ChimeraError, ConfigError, DataError
 from chimera_lab.frames import OHLCV_COLUMNS
-from chimera_lab.validation.splits import as_time_index
+from chimera_lab.validation.splits import _iso, as_time_index
 
 __all__ = [
     "BiasCheck",
@@ -235,13 +235,13 @@ class BiasReport:
         return pd.DataFrame([c.__dict__ for c in self.checks])
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the verdict as plain values (timestamps as ISO-8601 strings)."""
+        """Return the verdict as plain values (timestamps as ISO-8601 UTC, ``Z`` suffix)."""
         first = self.first_offending_timestamp
         return {
             "strategy": self.strategy,
             "params": dict(self.params),
             "lookahead": self.lookahead,
-            "first_offending_timestamp": None if first is None else first.isoformat(),
+            "first_offending_timestamp": None if first is None else _iso(first),
             "max_abs_difference": self.max_abs_difference,
             "n_bars": self.n_bars,
             "n_cuts": len(self.cuts),
@@ -259,7 +259,7 @@ class BiasReport:
             e = self.errors[0]
             errors = (
                 f"; the strategy RAISED on {len(self.errors)} of {len(self.checks)} truncated or "
-                f"shocked histories (first: {e.method} at {e.cut.isoformat()}: {e.error})"
+                f"shocked histories (first: {e.method} at {_iso(e.cut)}: {e.error})"
             )
         if not self.lookahead:
             verdict = "no look-ahead found" if not self.errors else "no difference found"
@@ -271,7 +271,7 @@ class BiasReport:
         return (
             f"{self.strategy}: LOOK-AHEAD — {len(self.offending)} of {len(self.checks)} checks "
             f"changed past signals when the future was hidden; first offending timestamp "
-            f"{first.isoformat() if first is not None else '?'}, largest difference "
+            f"{_iso(first) if first is not None else '?'}, largest difference "
             f"{self.max_abs_difference:g}{errors}"
         )
 
@@ -464,7 +464,7 @@ class RecursiveBiasReport:
             "warmup_bars": self.warmup_bars,
             "offsets": list(self.offsets),
             "warmups": list(self.warmups),
-            "tie_timestamps": [t.isoformat() for t in self.tie_timestamps],
+            "tie_timestamps": [_iso(t) for t in self.tie_timestamps],
             "n_bars": self.n_bars,
         }
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ConfigError, LookAheadError, TimestampLeakError
-from chimera_lab.validation.splits import Fold, as_time_index, to_utc
+from chimera_lab.validation.splits import Fold, _iso, as_time_index, to_utc
 
 __all__ = ["LookAheadError", "TemporalValidator"]
 
@@ -40,7 +40,7 @@ _SHOW = 5  # offending timestamps quoted in a message (all of them are on the ex
 
 
 def _fmt(timestamps: pd.DatetimeIndex) -> str:
-    shown = ", ".join(ts.isoformat() for ts in timestamps[:_SHOW])
+    shown = ", ".join(_iso(ts) for ts in timestamps[:_SHOW])
     more = f" and {len(timestamps) - _SHOW} more" if len(timestamps) > _SHOW else ""
     return shown + more
 
@@ -89,7 +89,7 @@ class TemporalValidator:
         if len(bad):
             raise TimestampLeakError(
                 f"{len(bad)} test bar(s) are not later than the last train bar "
-                f"{train_idx.max().isoformat()} plus the embargo {self._embargo()}: {_fmt(bad)}; "
+                f"{_iso(train_idx.max())} plus the embargo {self._embargo()}: {_fmt(bad)}; "
                 "test windows must start strictly after train windows (plus the embargo)",
                 timestamps=list(bad),
             )
@@ -134,7 +134,7 @@ class TemporalValidator:
             bad = idx[idx > limit]
             if len(bad):
                 offending.extend(bad)
-                where.append(f"{len(bad)} index timestamp(s) after {limit.isoformat()}")
+                where.append(f"{len(bad)} index timestamp(s) after {_iso(limit)}")
             limits = np.full(len(idx), limit.value, dtype="int64")
         else:
             limit = None

@@ -362,7 +362,12 @@ def test_ctrl_c_stops_the_notebook_on_a_remote_worker(
         tmp_path, trivial_template, ["--scheduler", dask_cluster["address"]], workers
     )
     _assert_cancelled(run)
-    _, alive = psutil.wait_procs(running, timeout=30)
+    # The worker stopped the notebook and said so before chimera exited: an immediate
+    # --resume cannot race a notebook still running from the cancelled attempt.
+    (task,) = read_manifest(run)["tasks"]
+    assert [h["status"] for h in task["history"]] == ["cancelled"]
+    assert int(task["history"][0]["worker"].rsplit(":", 1)[1]) in workers
+    _, alive = psutil.wait_procs(running, timeout=5)  # at most reaping left
     assert not alive, [_cmdline(p) for p in alive]
     assert all(psutil.pid_exists(pid) for pid in workers)
 
