@@ -127,6 +127,8 @@ def risk_snapshot(
         Supplies the default window and the regime limits.
     """
     from chimera_lab.risk import (
+        WARMUP,
+        Regime,
         RegimeDetector,
         coverage_table,
         regime_limits,
@@ -150,14 +152,17 @@ def risk_snapshot(
         backtests[method] = var_backtest(returns, forecasts[method], confidence)
     coverage = coverage_table(backtests)
     labels = RegimeDetector().fit(bars).predict(bars)
-    current = labels.iloc[-1]
-    changed = labels.ne(current)
+    # Bars whose features are still warming up have no label (None): the regime is "warm_up"
+    # and, not knowing better, the most cautious limits (crisis) apply.
+    codes = labels.map(lambda r: WARMUP if r is None else str(r.value))
+    current = codes.iloc[-1]
+    changed = codes.ne(current)
     since = (
         labels.index[0]
         if not changed.any()
         else labels.index[changed.to_numpy().nonzero()[0][-1] + 1]
     )
-    limits = regime_limits(settings)[current]
+    limits = regime_limits(settings)[Regime.CRISIS if current == WARMUP else Regime(current)]
     return RiskSnapshot(
         as_of=bars.index[-1],
         n_bars=len(bars),
@@ -165,7 +170,7 @@ def risk_snapshot(
         window_bars=window,
         var_table=pd.DataFrame.from_dict(rows, orient="index").rename_axis("method"),
         coverage=coverage,
-        regime=str(getattr(current, "value", current)),
+        regime=current,
         regime_since=since,
         regime_shares=regime_shares(labels),
         limits={
