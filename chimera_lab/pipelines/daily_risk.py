@@ -153,7 +153,7 @@ def risk_snapshot(
     coverage = coverage_table(backtests)
     labels = RegimeDetector().fit(bars).predict(bars)
     # Bars whose features are still warming up have no label (None): the regime is "warm_up"
-    # and, not knowing better, the most cautious limits (crisis) apply.
+    # and, as everywhere in chimera_lab.risk (MarketState(regime=None)), NORMAL limits apply.
     codes = labels.map(lambda r: WARMUP if r is None else str(r.value))
     current = codes.iloc[-1]
     changed = codes.ne(current)
@@ -162,7 +162,7 @@ def risk_snapshot(
         if not changed.any()
         else labels.index[changed.to_numpy().nonzero()[0][-1] + 1]
     )
-    limits = regime_limits(settings)[Regime.CRISIS if current == WARMUP else Regime(current)]
+    limits = regime_limits(settings)[Regime.NORMAL if current == WARMUP else Regime(current)]
     return RiskSnapshot(
         as_of=bars.index[-1],
         n_bars=len(bars),
