@@ -159,15 +159,17 @@ def risk_snapshot(
         backtests, bar_spacing=infer_bar_spacing(pd.DatetimeIndex(bars.index))
     )
     labels = RegimeDetector().fit(bars).predict(bars)
-    # Bars whose regime features are not defined yet have no label (None): the regime is
-    # then unknown ("warm_up"), and the limits are NORMAL's (the risk toolkit's rule).
-    missing = labels.isna().to_numpy()
-    current = labels.iloc[-1]
-    same = missing if missing[-1] else (~missing & labels.eq(current).to_numpy())
-    breaks = np.flatnonzero(~same)
-    since = labels.index[breaks[-1] + 1] if breaks.size else labels.index[0]
-    regime = WARMUP if missing[-1] else str(getattr(current, "value", current))
-    limits = regime_limits(settings)[Regime.NORMAL if missing[-1] else current]
+    # Bars whose features are still warming up have no label (None): the regime is "warm_up"
+    # and, as everywhere in chimera_lab.risk (MarketState(regime=None)), NORMAL limits apply.
+    codes = labels.map(lambda r: WARMUP if r is None else str(r.value))
+    current = codes.iloc[-1]
+    changed = codes.ne(current)
+    since = (
+        labels.index[0]
+        if not changed.any()
+        else labels.index[changed.to_numpy().nonzero()[0][-1] + 1]
+    )
+    limits = regime_limits(settings)[Regime.NORMAL if current == WARMUP else Regime(current)]
     return RiskSnapshot(
         as_of=bars.index[-1],
         n_bars=len(bars),
@@ -175,7 +177,7 @@ def risk_snapshot(
         window_bars=window,
         var_table=pd.DataFrame.from_dict(rows, orient="index").rename_axis("method"),
         coverage=coverage,
-        regime=regime,
+        regime=current,
         regime_since=since,
         regime_shares=regime_shares(labels),
         limits={
