@@ -6,6 +6,7 @@ from chimera_lab.data.duckdb_store import DuckDBStore
 from chimera_lab.data.funding import load_funding
 from chimera_lab.data.loaders import load_ohlcv, read_table
 from chimera_lab.data.quality import Gap, QualityReport, quality_report
+from chimera_lab.data.resample import resample_ohlcv
 from chimera_lab.data.store import Store, find_gaps, parse_store_url
 from chimera_lab.data.synthetic import make_ohlcv
 
@@ -21,4 +22,5 @@ __all__ = [
     "parse_store_url",
     "quality_report",
     "read_table",
+    "resample_ohlcv",
 ]
