@@ -174,12 +174,16 @@ def _error_from(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def export_html(notebook: str | Path, html: str | Path) -> Path:
+def export_html(notebook: str | Path, html: str | Path, *, title: str | None = None) -> Path:
     """Export an executed notebook to a self-contained HTML page without input cells."""
+    nbformat = importlib.import_module("nbformat")
     exporter_cls: Any = importlib.import_module("nbconvert").HTMLExporter
     exporter = exporter_cls(exclude_input=True, exclude_input_prompt=True)
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_filename(str(notebook))
+    nb = nbformat.read(str(notebook), as_version=4)
+    # The page title; without it nbconvert would use the temporary attempt file's name.
+    name = title or Path(html).stem
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     target = Path(html)
     target.write_text(body, encoding="utf-8")
     return target
@@ -214,7 +218,7 @@ def run_papermill(spec: dict[str, Any]) -> dict[str, Any] | None:
         error = _error_from(exc)
     if spec.get("html") and Path(spec["notebook"]).is_file():
         try:
-            export_html(spec["notebook"], spec["html"])
+            export_html(spec["notebook"], spec["html"], title=spec.get("title"))
         except Exception as exc:
             if error is None:
                 error = _error_from(exc)
@@ -352,6 +356,7 @@ def execute_task(task: NotebookTask) -> TaskOutcome:
         "timeout_s": task.timeout_s,
         "start_timeout_s": task.start_timeout_s,
         "html": str(paths["html"]) if "html" in paths else None,
+        "title": f"{Path(task.notebook).parent.name} · {Path(task.notebook).stem}",
         "outcome": str(paths["outcome"]),
     }
     paths["spec"].write_text(json.dumps(spec, default=str), encoding="utf-8")
