@@ -31,7 +31,7 @@ demo: install
 	@echo "executed notebook: data/runs/$(RUN_ID)-quickstart/00_quickstart.ipynb"
 
 lint: install
-	$(BIN)/ruff check chimera_lab tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/ruff format --check chimera_lab tests benchmarks
 
 typecheck: install

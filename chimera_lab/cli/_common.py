@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 import numpy as np
@@ -23,6 +24,7 @@ from chimera_lab.errors import ConfigError
 
 __all__ = [
     "DataSource",
+    "SourceArgs",
     "emit_json",
     "get_settings",
     "json_option",
@@ -64,8 +66,37 @@ def store_option(func: F) -> F:
     )(func)
 
 
+@dataclass(frozen=True)
+class SourceArgs:
+    """The values of the data-source options, handed to a command as one ``source`` argument."""
+
+    csv_path: Path | None
+    symbol: str | None
+    timeframe: str
+    start: str | None
+    end: str | None
+    store_url: str | None
+
+    def load(self, settings: Settings | None = None) -> tuple[pd.DataFrame, DataSource]:
+        """Load the bars these options name (see :func:`load_source`)."""
+        return load_source(**asdict(self), settings=settings)
+
+
+_SOURCE_FIELDS = tuple(f.name for f in fields(SourceArgs))
+
+
 def source_options(func: F) -> F:
-    """Add the data-source options ``--csv FILE | --symbol S --timeframe T [--start --end]``."""
+    """Add ``--csv FILE | --symbol S --timeframe T [--start --end] [--store URL]``.
+
+    The command receives them as one keyword argument, ``source`` (a :class:`SourceArgs`);
+    ``source.load(settings)`` returns the bars and where they came from.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        source = SourceArgs(**{name: kwargs.pop(name) for name in _SOURCE_FIELDS})
+        return func(*args, source=source, **kwargs)
+
     options = [
         click.option(
             "--csv",
@@ -79,9 +110,10 @@ def source_options(func: F) -> F:
         click.option("--start", default=None, help="First bar (ISO date/time, UTC)."),
         click.option("--end", default=None, help="Last bar (ISO date/time, UTC, inclusive)."),
     ]
+    decorated: Any = wrapper
     for option in reversed(options):
-        func = option(func)
-    return store_option(func)
+        decorated = option(decorated)
+    return cast(F, store_option(decorated))
 
 
 @dataclass(frozen=True)

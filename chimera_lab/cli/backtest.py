@@ -20,10 +20,10 @@ from typing import Any
 import click
 
 from chimera_lab.cli._common import (
+    SourceArgs,
     emit_json,
     get_settings,
     json_option,
-    load_source,
     parse_params,
     source_options,
 )
@@ -175,12 +175,7 @@ def _list_strategies() -> None:
 @click.pass_context
 def backtest(
     ctx: click.Context,
-    csv_path: Path | None,
-    symbol: str | None,
-    timeframe: str,
-    start: str | None,
-    end: str | None,
-    store_url: str | None,
+    source: SourceArgs,
     strategy_name: str | None,
     params: tuple[str, ...],
     initial_capital: float | None,
@@ -221,15 +216,7 @@ def backtest(
     ctx.params["slippage_bps"] = slippage_bps = (
         cfg.slippage_bps if slippage_bps is None else slippage_bps
     )
-    data, source = load_source(
-        csv_path=csv_path,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        end=end,
-        store_url=store_url,
-        settings=settings,
-    )
+    data, origin = source.load(settings)
     funding = load_funding(funding_path) if funding_path is not None else None
     strategy_params = parse_params(params)
     if strategy_params.get("risk") is True and "risk" in resolve_strategy(strategy_name).parameters:
@@ -263,7 +250,7 @@ def backtest(
     if as_json:
         emit_json({k: result.stats[k] for k in SUMMARY_KEYS})
         return
-    click.echo(f"{result.strategy} {result.params} on {source.describe()}")
+    click.echo(f"{result.strategy} {result.params} on {origin.describe()}")
     click.echo(format_stats_table(result.stats))
     if report_path is not None:
         click.echo(f"report: {report_path}")

@@ -9,10 +9,10 @@ from typing import Any
 import click
 
 from chimera_lab.cli._common import (
+    SourceArgs,
     emit_json,
     get_settings,
     json_option,
-    load_source,
     parse_params,
     source_options,
 )
@@ -36,12 +36,7 @@ def _resolve(strategy: str) -> Any:
 @click.pass_context
 def lookahead(
     ctx: click.Context,
-    csv_path: Path | None,
-    symbol: str | None,
-    timeframe: str,
-    start: str | None,
-    end: str | None,
-    store_url: str | None,
+    source: SourceArgs,
     strategy: str,
     params: tuple[str, ...],
     n_checks: int,
@@ -58,15 +53,7 @@ def lookahead(
     """
     from chimera_lab.validation import detect_lookahead, detect_recursive_bias
 
-    bars, source = load_source(
-        csv_path=csv_path,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        end=end,
-        store_url=store_url,
-        settings=get_settings(ctx),
-    )
+    bars, origin = source.load(get_settings(ctx))
     fn = _resolve(strategy)
     kwargs = parse_params(params)
     report = detect_lookahead(fn, bars, n_checks=n_checks, params=kwargs, random_state=seed)
@@ -89,7 +76,7 @@ def lookahead(
                 "first_error": report.errors[0].error if report.errors else None,
                 "passed": report.passed,
                 "recursive_converged": recursive.converged,
-                "source": source.describe(),
+                "source": origin.describe(),
             }
         )
         return
@@ -259,12 +246,7 @@ _PLANNING = frozenset(
 @click.pass_context
 def walk_forward(
     ctx: click.Context,
-    csv_path: Path | None,
-    symbol: str | None,
-    timeframe: str,
-    start: str | None,
-    end: str | None,
-    store_url: str | None,
+    source: SourceArgs,
     strategy: str | None,
     train: str | None,
     test: str | None,
@@ -326,17 +308,17 @@ def walk_forward(
         if value is None:
             raise click.UsageError(f"Missing option '{flag}' (or give --resume RUN_DIR).")
     assert strategy is not None and train is not None and test is not None
-    if (csv_path is None) == (symbol is None):
+    if (source.csv_path is None) == (source.symbol is None):
         raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
     if warmup != "auto" and not warmup.isdigit():
         raise click.BadParameter("a number of bars or 'auto'", param_hint="--warmup")
     data = DataSpec(
-        path=str(csv_path.resolve()) if csv_path is not None else None,
-        symbol=symbol,
-        timeframe=timeframe,
-        store=store_url,
-        start=start,
-        end=end,
+        path=str(source.csv_path.resolve()) if source.csv_path is not None else None,
+        symbol=source.symbol,
+        timeframe=source.timeframe,
+        store=source.store_url,
+        start=source.start,
+        end=source.end,
         resample=resample,
     )
     spec = walk_forward_spec(

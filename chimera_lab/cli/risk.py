@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import click
@@ -16,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.cli._common import (
+    SourceArgs,
     emit_json,
     get_settings,
     json_option,
-    load_source,
     source_options,
 )
 from chimera_lab.errors import ConfigError
@@ -88,12 +87,7 @@ def _flush_warnings(caught: list[warnings.WarningMessage], as_json: bool) -> lis
 )
 @json_option
 def var(
-    csv_path: Path | None,
-    symbol: str | None,
-    timeframe: str,
-    start: str | None,
-    end: str | None,
-    store_url: str | None,
+    source: SourceArgs,
     method: str,
     confidence: float | None,
     horizon: int,
@@ -119,15 +113,7 @@ def var(
 
     settings = get_settings()
     c = settings.risk.var_confidence if confidence is None else confidence
-    bars, src = load_source(
-        csv_path=csv_path,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        end=end,
-        store_url=store_url,
-        settings=settings,
-    )
+    bars, src = source.load(settings)
     returns = bars["close"].pct_change().iloc[1:]
     n = len(returns)
     if n < 20:
@@ -267,12 +253,7 @@ def _notes(d: dict[str, Any]) -> str:
 )
 @json_option
 def regime(
-    csv_path: Path | None,
-    symbol: str | None,
-    timeframe: str,
-    start: str | None,
-    end: str | None,
-    store_url: str | None,
+    source: SourceArgs,
     detector: str,
     states: int,
     refit_every: int | None,
@@ -300,15 +281,7 @@ def regime(
     if detector == "rules" and refit_every is not None:
         raise click.BadParameter("applies to --detector markov only", param_hint="--refit-every")
     settings = get_settings()
-    bars, src = load_source(
-        csv_path=csv_path,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        end=end,
-        store_url=store_url,
-        settings=settings,
-    )
+    bars, src = source.load(settings)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         det: RegimeDetector | MarkovRegimeDetector = (
