@@ -29,6 +29,7 @@ __all__ = [
     "get_settings",
     "json_option",
     "load_source",
+    "option_group",
     "parse_params",
     "parse_time",
     "source_options",
@@ -82,22 +83,34 @@ class SourceArgs:
         return load_source(**asdict(self), settings=settings)
 
 
-_SOURCE_FIELDS = tuple(f.name for f in fields(SourceArgs))
+def option_group(
+    cls: type[Any], name: str, options: list[Callable[[Any], Any]]
+) -> Callable[[F], F]:
+    """Return a decorator adding ``options`` whose values reach the command as one argument.
 
-
-def source_options(func: F) -> F:
-    """Add ``--csv FILE | --symbol S --timeframe T [--start --end] [--store URL]``.
-
-    The command receives them as one keyword argument, ``source`` (a :class:`SourceArgs`);
-    ``source.load(settings)`` returns the bars and where they came from.
+    ``cls`` is a dataclass whose fields are the options' parameter names; the command gets
+    ``name=cls(...)`` instead of one keyword per option.
     """
+    names = tuple(f.name for f in fields(cls))
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        source = SourceArgs(**{name: kwargs.pop(name) for name in _SOURCE_FIELDS})
-        return func(*args, source=source, **kwargs)
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            group = cls(**{field: kwargs.pop(field) for field in names})
+            return func(*args, **{name: group}, **kwargs)
 
-    options = [
+        decorated: Any = wrapper
+        for option in reversed(options):
+            decorated = option(decorated)
+        return cast(F, decorated)
+
+    return decorate
+
+
+source_options = option_group(
+    SourceArgs,
+    "source",
+    [
         click.option(
             "--csv",
             "csv_path",
@@ -109,11 +122,14 @@ def source_options(func: F) -> F:
         click.option("--timeframe", default="1m", show_default=True, help="Bar timeframe."),
         click.option("--start", default=None, help="First bar (ISO date/time, UTC)."),
         click.option("--end", default=None, help="Last bar (ISO date/time, UTC, inclusive)."),
-    ]
-    decorated: Any = wrapper
-    for option in reversed(options):
-        decorated = option(decorated)
-    return cast(F, store_option(decorated))
+        store_option,
+    ],
+)
+"""Add ``--csv FILE | --symbol S --timeframe T [--start --end] [--store URL]``.
+
+The command receives them as one keyword argument, ``source`` (a :class:`SourceArgs`);
+``source.load(settings)`` returns the bars and where they came from.
+"""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from chimera_lab.cli._common import (
     emit_json,
     get_settings,
     json_option,
+    option_group,
     parse_params,
     source_options,
 )
@@ -143,8 +145,33 @@ def _print_run(result: Any, as_json: bool) -> int:
     return 0 if result.ok else 1
 
 
-def _scheduling_options(func: Any) -> Any:
-    options = [
+@dataclass(frozen=True)
+class _Scheduling:
+    # Where and how a pipeline runs: the options `walk-forward` and `pipeline run` share.
+    workers: int | None
+    scheduler: str | None
+    runs_dir: Path | None
+    resume: Path | None
+    force: bool
+    progress: bool
+
+    def __post_init__(self) -> None:
+        if self.force and self.resume is None:
+            raise click.UsageError("--force only applies to --resume")
+
+    def run(self, ctx: click.Context, spec: Any, as_json: bool) -> int:
+        """Run (or resume) ``spec`` on Dask, print the outcome, return the exit status."""
+        from chimera_lab.pipelines import run_pipeline
+
+        _quiet_dask(ctx)
+        result = run_pipeline(spec, **asdict(self), settings=get_settings(ctx))
+        return _print_run(result, as_json)
+
+
+_scheduling_options = option_group(
+    _Scheduling,
+    "schedule",
+    [
         click.option(
             "--workers",
             type=click.IntRange(min=1),
@@ -181,10 +208,8 @@ def _scheduling_options(func: Any) -> Any:
             show_default=True,
             help="Progress bar over notebooks (stderr).",
         ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ],
+)
 
 
 # Options that plan a run: a resume takes all of them from the run's manifest.
@@ -261,12 +286,7 @@ def walk_forward(
     warmup: str,
     name: str | None,
     no_lookahead_check: bool,
-    workers: int | None,
-    scheduler: str | None,
-    runs_dir: Path | None,
-    resume: Path | None,
-    force: bool,
-    progress: bool,
+    schedule: _Scheduling,
     as_json: bool,
 ) -> int:
     """Walk-forward optimisation: one papermill notebook per fold, on Dask, then a report.
@@ -277,12 +297,10 @@ def walk_forward(
     --strategy, --train and --test are required, except with --resume RUN_DIR, which takes
     everything from the run's manifest.
     """
-    from chimera_lab.pipelines import DataSpec, run_pipeline
+    from chimera_lab.pipelines import DataSpec
     from chimera_lab.pipelines.walk_forward import parse_grid, walk_forward_spec
 
-    settings = get_settings(ctx)
-    _quiet_dask(ctx)
-    if resume is not None:
+    if schedule.resume is not None:
         given = [
             param.opts[0]
             for param in ctx.command.params
@@ -293,17 +311,7 @@ def walk_forward(
             raise click.UsageError(
                 f"--resume takes the run's own spec from its manifest; drop {', '.join(given)}"
             )
-        result = run_pipeline(
-            resume=resume,
-            workers=workers,
-            scheduler=scheduler,
-            force=force,
-            progress=progress,
-            settings=settings,
-        )
-        return _print_run(result, as_json)
-    if force:
-        raise click.UsageError("--force only applies to --resume")
+        return schedule.run(ctx, None, as_json)
     for value, flag in ((strategy, "--strategy"), (train, "--train"), (test, "--test")):
         if value is None:
             raise click.UsageError(f"Missing option '{flag}' (or give --resume RUN_DIR).")
@@ -312,6 +320,7 @@ def walk_forward(
         raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
     if warmup != "auto" and not warmup.isdigit():
         raise click.BadParameter("a number of bars or 'auto'", param_hint="--warmup")
+    settings = get_settings(ctx)
     data = DataSpec(
         path=str(source.csv_path.resolve()) if source.csv_path is not None else None,
         symbol=source.symbol,
@@ -337,15 +346,7 @@ def walk_forward(
         fee_bps=settings.backtest.fee_bps if fee_bps is None else fee_bps,
         slippage_bps=settings.backtest.slippage_bps if slippage_bps is None else slippage_bps,
     )
-    result = run_pipeline(
-        spec,
-        runs_dir=runs_dir,
-        workers=workers,
-        scheduler=scheduler,
-        progress=progress,
-        settings=settings,
-    )
-    return _print_run(result, as_json)
+    return schedule.run(ctx, spec, as_json)
 
 
 @click.group("pipeline")
@@ -364,39 +365,14 @@ def pipeline() -> None:
 @json_option
 @click.pass_context
 def pipeline_run(
-    ctx: click.Context,
-    spec_path: Path | None,
-    workers: int | None,
-    scheduler: str | None,
-    runs_dir: Path | None,
-    resume: Path | None,
-    force: bool,
-    progress: bool,
-    as_json: bool,
+    ctx: click.Context, spec_path: Path | None, schedule: _Scheduling, as_json: bool
 ) -> int:
     """Run SPEC.yaml (e.g. pipelines/walk_forward_sma.yaml), or --resume a run folder."""
-    from chimera_lab.pipelines import run_pipeline
-
-    if spec_path is None and resume is None:
-        raise click.UsageError("give SPEC.yaml, or --resume RUN_FOLDER")
-    if spec_path is not None and resume is not None:
-        raise click.UsageError("give SPEC.yaml or --resume RUN_FOLDER, not both")
-    if force and resume is None:
-        raise click.UsageError("--force only applies to --resume")
-    _quiet_dask(ctx)
+    if (spec_path is None) == (schedule.resume is None):
+        raise click.UsageError("give SPEC.yaml or --resume RUN_FOLDER (one of them)")
     if spec_path is not None and not spec_path.is_file():
         raise click.BadParameter(f"no such file: {spec_path}", param_hint="SPEC.yaml")
-    result = run_pipeline(
-        spec_path,
-        runs_dir=runs_dir,
-        workers=workers,
-        scheduler=scheduler,
-        resume=resume,
-        force=force,
-        progress=progress,
-        settings=get_settings(ctx),
-    )
-    return _print_run(result, as_json)
+    return schedule.run(ctx, spec_path, as_json)
 
 
 @pipeline.command("status")
