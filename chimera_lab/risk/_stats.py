@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -291,6 +291,11 @@ def fit_t_df(standardized: FloatArray) -> float:
         ) - 0.5 * (nu + 1.0) * float(np.log1p(y2 / (nu * scale2)).sum())
         return -float(ll)
 
+    return _minimise_df(nll)
+
+
+def _minimise_df(nll: Callable[[float], float]) -> float:
+    # Degrees of freedom minimising ``nll`` inside DF_BOUNDS (searched on a log scale).
     res = optimize.minimize_scalar(
         lambda log_nu: nll(math.exp(log_nu)),
         bounds=(math.log(DF_BOUNDS[0]), math.log(DF_BOUNDS[1])),
@@ -318,13 +323,7 @@ def fit_mvt_df(mahalanobis2: FloatArray, n_assets: int) -> float:
         ) - 0.5 * (nu + p) * float(np.log1p(d2 / (nu - 2.0)).sum())
         return -float(ll)
 
-    res = optimize.minimize_scalar(
-        lambda log_nu: nll(math.exp(log_nu)),
-        bounds=(math.log(DF_BOUNDS[0]), math.log(DF_BOUNDS[1])),
-        method="bounded",
-        options={"xatol": 1e-4},
-    )
-    return math.exp(float(res.x))
+    return _minimise_df(nll)
 
 
 def rng_from(seed: int | np.random.Generator | None) -> np.random.Generator:
