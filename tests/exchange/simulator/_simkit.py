@@ -29,6 +29,19 @@ DOC_SIGN_C = "CSUmjaK+QxCXGyA8evN2z9JqEa+kXoNYl3jl7eOWxK4="
 DOC_SIGN_D = "7NJkJan7KjmAyLAHjIE6yZgCV/o4R8aRiOQ4zKog9Uw="
 
 
+def limit_buy(client_oid: str) -> dict[str, str]:
+    """Body of a small spot limit buy far below the market (rests on the book)."""
+    return {
+        "symbol": "BTCUSDT",
+        "side": "buy",
+        "orderType": "limit",
+        "force": "gtc",
+        "price": "1000",
+        "size": "0.01",
+        "clientOid": client_oid,
+    }
+
+
 def hand_sign(secret: str, message: str) -> str:
     """Independent of chimera_lab.exchange.signing: base64(HMAC-SHA256(secret, message))."""
     digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()

@@ -18,6 +18,7 @@ from _simkit import (
     DOC_TS,
     Signed,
     hand_sign,
+    limit_buy,
 )
 
 from chimera_lab.exchange.simulator import BitgetSimulator
@@ -140,15 +141,7 @@ def test_signature_covers_the_url_decoded_query(creds: dict[str, str]) -> None:
             placed = await client.call(
                 "POST",
                 "/api/v2/spot/trade/place-order",
-                body={
-                    "symbol": "BTCUSDT",
-                    "side": "buy",
-                    "orderType": "limit",
-                    "force": "gtc",
-                    "price": "1000",
-                    "size": "0.01",
-                    "clientOid": "a+b#c",
-                },
+                body=limit_buy("a+b#c"),
             )
             assert placed["code"] == "00000", placed
             path = "/api/v2/spot/trade/orderInfo"

@@ -11,6 +11,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async  # a declared dev dependency: never skipped
 import pytest
+from _simkit import limit_buy
 
 from chimera_lab.exchange.simulator import BitgetSimulator
 
@@ -64,17 +65,7 @@ def test_ccxt_private_place_detail_cancel(creds: dict[str, str]) -> None:
         async with BitgetSimulator(**creds) as sim:
             ex = _exchange(sim, creds)
             try:
-                placed = await ex.private_spot_post_v2_spot_trade_place_order(
-                    {
-                        "symbol": "BTCUSDT",
-                        "side": "buy",
-                        "orderType": "limit",
-                        "force": "gtc",
-                        "price": "1000",
-                        "size": "0.01",
-                        "clientOid": "ccxt-1",
-                    }
-                )
+                placed = await ex.private_spot_post_v2_spot_trade_place_order(limit_buy("ccxt-1"))
                 assert placed["code"] == "00000", placed
                 info = await ex.private_spot_get_v2_spot_trade_orderinfo({"clientOid": "ccxt-1"})
                 assert info["data"][0]["orderId"] == placed["data"]["orderId"]
@@ -102,17 +93,7 @@ def test_ccxt_private_place_detail_cancel(creds: dict[str, str]) -> None:
                 assert cancelled["data"]["clientOid"] == "ccxt-1"
                 # A duplicate clientOid surfaces through ccxt's own error mapping.
                 with pytest.raises(ccxt_async.BaseError) as info_err:
-                    await ex.private_spot_post_v2_spot_trade_place_order(
-                        {
-                            "symbol": "BTCUSDT",
-                            "side": "buy",
-                            "orderType": "limit",
-                            "force": "gtc",
-                            "price": "1000",
-                            "size": "0.01",
-                            "clientOid": "ccxt-1",
-                        }
-                    )
+                    await ex.private_spot_post_v2_spot_trade_place_order(limit_buy("ccxt-1"))
                 assert "43118" in str(info_err.value)
                 assert [o.client_oid for o in sim.orders] == ["ccxt-1", "ccxt#2+x"]
                 assert sim.orders[0].status == "cancelled"

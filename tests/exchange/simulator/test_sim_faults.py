@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from _simkit import Signed
+from _simkit import Signed, limit_buy
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.simulator import BitgetSimulator, FaultSpec
@@ -18,18 +18,6 @@ from chimera_lab.exchange.simulator.ratelimit import RateLimitRule, SimRateLimit
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
-
-
-def _order(oid: str) -> dict[str, str]:
-    return {
-        "symbol": "BTCUSDT",
-        "side": "buy",
-        "orderType": "limit",
-        "force": "gtc",
-        "price": "1000",
-        "size": "0.01",
-        "clientOid": oid,
-    }
 
 
 def test_public_limit_20_per_second_answers_429_and_counts_the_window(creds: dict) -> None:
@@ -160,12 +148,12 @@ def test_drop_and_timeout_after_accept_leave_the_order_placed(creds: dict) -> No
             sim.faults = FaultSpec(drop_after_accept_rate=1.0)
             with pytest.raises(httpx.TransportError):
                 await client.request(
-                    "POST", "/api/v2/spot/trade/place-order", body=_order("dropped-1")
+                    "POST", "/api/v2/spot/trade/place-order", body=limit_buy("dropped-1")
                 )
             sim.faults = FaultSpec(timeout_after_accept_rate=1.0, withhold_s=30.0)
             with pytest.raises(httpx.TimeoutException):
                 await client.request(
-                    "POST", "/api/v2/spot/trade/place-order", body=_order("timed-out-1")
+                    "POST", "/api/v2/spot/trade/place-order", body=limit_buy("timed-out-1")
                 )
             assert [o.client_oid for o in sim.orders] == ["dropped-1", "timed-out-1"]
             assert sim.stats.faults["timeout_after_accept"] == 1
@@ -176,7 +164,7 @@ def test_drop_and_timeout_after_accept_leave_the_order_placed(creds: dict) -> No
             )
             assert found["data"][0]["status"] == "live"
             dup = await client.call(
-                "POST", "/api/v2/spot/trade/place-order", body=_order("timed-out-1")
+                "POST", "/api/v2/spot/trade/place-order", body=limit_buy("timed-out-1")
             )
             assert dup["code"] == "43118"
         # Leaving the block released the withheld response quickly (bounded shutdown).
@@ -196,7 +184,7 @@ def test_error_after_accept_places_the_order_then_answers_5xx(
             client = Signed(http)
             sim.faults = FaultSpec(error_after_accept_rate=1.0, error_statuses=(status,))
             r = await client.request(
-                "POST", "/api/v2/spot/trade/place-order", body=_order("accepted-then-5xx")
+                "POST", "/api/v2/spot/trade/place-order", body=limit_buy("accepted-then-5xx")
             )
             assert r.status_code == status
             if code is None:
