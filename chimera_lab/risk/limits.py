@@ -49,6 +49,7 @@ import pandas as pd
 
 from chimera_lab.config import RiskSettings, Settings
 from chimera_lab.errors import ConfigError, DataError
+from chimera_lab.risk import _stats as S
 from chimera_lab.risk.kelly import KellyPosition, kelly_position_size
 from chimera_lab.risk.portfolio import PortfolioVaR, portfolio_var
 from chimera_lab.risk.regime import Regime, RegimeLimits, _risk_settings, regime_limits
@@ -292,7 +293,8 @@ class RiskManager:
     ) -> VaRResult:
         """VaR of one return series (confidence defaults to ``settings.var_confidence``)."""
         c = self.settings.var_confidence if confidence is None else confidence
-        if method.replace("-", "_") in {"monte_carlo", "mc"}:
+        # Shared alias table: every Monte Carlo spelling ("MC", "monte carlo") gets the seed.
+        if S.check_method(method) == "monte_carlo":
             kwargs.setdefault("seed", self.seed)
         return value_at_risk(returns, method=method, confidence=c, horizon=horizon, **kwargs)
 
@@ -310,7 +312,8 @@ class RiskManager:
                 "set_portfolio(returns, weights) first"
             )
         c = self.settings.var_confidence if confidence is None else confidence
-        if method.replace("-", "_") in {"monte_carlo", "mc"}:
+        # Shared alias table: every Monte Carlo spelling ("MC", "monte carlo") gets the seed.
+        if S.check_method(method) == "monte_carlo":
             kwargs.setdefault("seed", self.seed)
         return portfolio_var(
             self.returns, self.weights, method=method, confidence=c, horizon=horizon, **kwargs

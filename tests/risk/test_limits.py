@@ -20,6 +20,7 @@ from chimera_lab.risk import (
     Regime,
     RiskManager,
     portfolio_var,
+    value_at_risk,
 )
 
 RS = RiskSettings(max_exposure=1.0, max_leverage=2.0, max_order_notional=1e9, drawdown_kill=0.2)
@@ -241,3 +242,17 @@ def test_manager_kelly_uses_settings_and_regime_limits() -> None:
     vol = rm.kelly_position_size("BTCUSDT", 0.55, 0.45, 0.02, 0.02, regime="volatile")
     assert vol.exposure == pytest.approx(1.0 * 0.5)  # cap 1.0 in volatile, x0.5
     assert math.isclose(vol.full_kelly, 5.0)
+
+
+@pytest.mark.parametrize("spelling", ["MC", "montecarlo", "monte carlo", "Monte-Carlo"])
+def test_manager_seeds_every_monte_carlo_spelling(
+    book_returns: pd.DataFrame, spelling: str
+) -> None:
+    # Regression: only "monte_carlo"/"mc" used to get the manager's seed; the other accepted
+    # spellings silently ran unseeded (a different VaR on every call).
+    weights = {"BTC": 0.7, "ETH": 0.3}
+    rm = RiskManager(Settings(_env_file=None), returns=book_returns, weights=weights, seed=3)
+    book = portfolio_var(book_returns, weights, method="monte_carlo", seed=3, n_sims=2_000)
+    assert rm.calculate_portfolio_var(method=spelling, n_sims=2_000).var == book.var
+    one = value_at_risk(book_returns["BTC"], method="monte_carlo", seed=3, n_sims=2_000)
+    assert rm.calculate_var(book_returns["BTC"], method=spelling, n_sims=2_000).var == one.var
