@@ -24,13 +24,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from chimera_lab.errors import DataError
+from chimera_lab.errors import ChimeraError, DataError
 
-__all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "BarProblem", "find_bar_problem", "validate_ohlcv"]
+__all__ = [
+    "OHLCV_COLUMNS",
+    "PRICE_COLUMNS",
+    "BarProblem",
+    "exposure_values",
+    "find_bar_problem",
+    "validate_ohlcv",
+]
 
 OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -160,3 +169,86 @@ def validate_ohlcv(df: pd.DataFrame, *, name: str = "data") -> pd.DataFrame:
             column=problem.column,
         )
     return out
+
+
+def exposure_values(
+    raw: Any,
+    index: pd.Index,
+    *,
+    name: str = "strategy",
+    error: type[ChimeraError] = DataError,
+    allow_array: bool = True,
+) -> npt.NDArray[np.float64]:
+    """Return a strategy's output as float64 values aligned to the bars of ``index``.
+
+    The one place that reads the strategy contract (``f(data) -> Series`` of target exposure
+    indexed like ``data``): a Series must have exactly ``index``; a one-column DataFrame
+    counts as its column; with ``allow_array`` a 1-D array-like of ``len(index)`` values is
+    taken positionally. Missing values (``pd.NA``, ``None``) become NaN; values are not
+    otherwise checked.
+
+    Parameters
+    ----------
+    raw : Series, one-column DataFrame or array-like
+        What the strategy returned.
+    index : Index
+        The index of the data the strategy was called with.
+    name : str
+        How messages start, e.g. ``"strategy 'sma_cross'"``.
+    error : type of ChimeraError
+        The exception raised for output that breaks the contract.
+    allow_array : bool
+        Accept a plain array of the right length (positional, no index to check).
+
+    Returns
+    -------
+    ndarray of float64
+        One value per bar of ``index``.
+
+    Raises
+    ------
+    ChimeraError
+        ``error``, naming what was returned and what is expected.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC")
+    >>> exposure_values(pd.DataFrame({"x": [0, 1, None]}, index=idx), idx).tolist()
+    [0.0, 1.0, nan]
+    >>> exposure_values(pd.Series(1.0, index=idx[1:]), idx)
+    Traceback (most recent call last):
+    ...
+    chimera_lab.errors.DataError: strategy returned a series whose index differs ...
+    """
+    if isinstance(raw, pd.DataFrame):
+        if raw.shape[1] != 1:
+            raise error(
+                f"{name} returned a DataFrame with {raw.shape[1]} columns; "
+                "return one Series of target exposure"
+            )
+        raw = raw.iloc[:, 0]
+    if isinstance(raw, pd.Series):
+        if not raw.index.equals(index):
+            raise error(
+                f"{name} returned a series whose index differs from data's ({len(raw)} vs "
+                f"{len(index)} bars); return one target exposure per input bar, on data's index"
+            )
+        try:
+            return raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise error(f"{name} must return numeric exposures, got dtype {raw.dtype}") from None
+    if not allow_array:
+        raise error(
+            f"{name} must return a pandas Series of target exposure indexed like its data, "
+            f"got {type(raw).__name__}"
+        )
+    try:
+        values: npt.NDArray[np.float64] = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise error(
+            f"{name} must return numeric exposures (a Series of target exposure), "
+            f"got {type(raw).__name__}"
+        ) from None
+    if values.shape != (len(index),):
+        raise error(f"{name} returned shape {values.shape}, expected ({len(index)},)")
+    return values

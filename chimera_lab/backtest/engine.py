@@ -46,7 +46,7 @@ from chimera_lab.backtest import metrics as M
 from chimera_lab.backtest.result import TRADE_COLUMNS, BacktestResult
 from chimera_lab.backtest.strategies._registry import StrategySpec, resolve_strategy
 from chimera_lab.errors import ConfigError, DataError
-from chimera_lab.frames import OHLCV_COLUMNS
+from chimera_lab.frames import OHLCV_COLUMNS, exposure_values
 from chimera_lab.logging import get_logger
 from chimera_lab.timeframes import infer_bar_spacing
 
@@ -124,37 +124,7 @@ def _target_array(
     raw: Any, index: pd.DatetimeIndex, *, leverage: float, allow_short: bool, name: str
 ) -> tuple[FloatArray, int]:
     # Returns the cleaned target and the number of target changes.
-    if isinstance(raw, pd.DataFrame):
-        if raw.shape[1] != 1:
-            raise DataError(
-                f"strategy {name!r} returned a DataFrame with {raw.shape[1]} columns; "
-                "return one Series of target exposure"
-            )
-        raw = raw.iloc[:, 0]
-    if isinstance(raw, pd.Series):
-        if not raw.index.equals(index):
-            raise DataError(
-                f"strategy {name!r} returned a series whose index differs from data's "
-                f"({len(raw)} vs {len(index)} bars); return a Series indexed like data"
-            )
-        try:
-            values: FloatArray = raw.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"strategy {name!r} returned non-numeric exposures (dtype {raw.dtype})"
-            ) from None
-    else:
-        try:
-            values = np.asarray(raw, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(
-                f"strategy {name!r} must return a numeric Series of target exposure, "
-                f"got {type(raw).__name__}"
-            ) from None
-        if values.shape != (len(index),):
-            raise DataError(
-                f"strategy {name!r} returned shape {values.shape}, expected ({len(index)},)"
-            )
+    values = exposure_values(raw, index, name=f"strategy {name!r}")
     values = _readonly(np.ascontiguousarray(values))
     out = np.empty(len(values))
     bad, changes = K.prepare_target(values, float(leverage), bool(allow_short), out)

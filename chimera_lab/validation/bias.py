@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ChimeraError, ConfigError, DataError
-from chimera_lab.frames import OHLCV_COLUMNS
+from chimera_lab.frames import OHLCV_COLUMNS, exposure_values
 from chimera_lab.validation.splits import _iso, as_time_index
 
 __all__ = [
@@ -117,24 +117,9 @@ def _signal(
             f"strategy {name!r} failed on {what} ({len(data)} bars, {data.index[0]} .. "
             f"{data.index[-1]}) with params {dict(params)}: {type(exc).__name__}: {exc}"
         ) from exc
-    if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
-        out = out.iloc[:, 0]
-    if not isinstance(out, pd.Series):
-        raise ConfigError(
-            f"strategy {name!r} must return a pandas Series of target exposure indexed like its "
-            f"data, got {type(out).__name__}"
-        )
-    if len(out) != len(data) or not out.index.equals(data.index):
-        raise ConfigError(
-            f"strategy {name!r} returned {len(out)} values for {len(data)} bars (or a different "
-            "index); return one target exposure per input bar, on the input's index"
-        )
-    try:
-        return out.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"strategy {name!r} must return numeric exposures, got dtype {out.dtype}"
-        ) from None
+    return exposure_values(
+        out, data.index, name=f"strategy {name!r}", error=ConfigError, allow_array=False
+    )
 
 
 def _differences(

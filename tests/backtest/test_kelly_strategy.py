@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from chimera_lab.backtest import run, strategies
 from chimera_lab.backtest.strategies.kelly import kelly_sizes
 from chimera_lab.config import RiskSettings
 from chimera_lab.data.synthetic import make_ohlcv
-from chimera_lab.errors import ConfigError
+from chimera_lab.errors import ConfigError, DataError
 from chimera_lab.risk import kelly_inputs_from_trades, kelly_position_size
 
 PARAMS = {
@@ -261,3 +263,39 @@ def test_bad_risk_parameters() -> None:
         run(data, "kelly", risk=True, risk_var_window=5)
     with pytest.raises(ConfigError, match="must be a bool"):
         run(data, "kelly", risk=True, risk_regime="on")
+
+
+def _base_file(tmp_path: Path, body: str) -> str:
+    # A base strategy loaded as "file.py:function" (kelly's base parameter is a string).
+    path = tmp_path / "bases.py"
+    path.write_text(
+        "import pandas as pd\n\n"
+        "def base(data):\n"
+        "    up = (data['close'] > data['close'].rolling(12).mean()).astype(float)\n"
+        f"    return {body}\n\n"
+        "def as_series(data):\n"
+        "    return (data['close'] > data['close'].rolling(12).mean()).astype(float)\n"
+    )
+    return str(path)
+
+
+def test_base_on_a_shifted_index_is_a_clear_error(data: pd.DataFrame, tmp_path: Path) -> None:
+    # Regression: kelly used to take the base's values positionally and trade them one bar
+    # off, while run(data, base) refused the same output.
+    base = _base_file(tmp_path, "up.set_axis(up.index + pd.Timedelta('1min'))") + ":base"
+    with pytest.raises(DataError, match=r"base strategy 'base' returned a series whose index"):
+        run(data, "kelly", base=base)
+    with pytest.raises(DataError, match="index differs"):
+        run(data, base)
+
+
+def test_base_may_return_a_one_column_frame_as_run_allows(
+    data: pd.DataFrame, tmp_path: Path
+) -> None:
+    # Regression: the engine accepts a one-column DataFrame; kelly used to refuse it.
+    path = _base_file(tmp_path, "up.to_frame('exposure')")
+    kw = {"fee_bps": 6.0, "lookback_trades": 15, "min_trades": 5}
+    got = run(data, "kelly", base=f"{path}:base", **kw)
+    want = run(data, "kelly", base=f"{path}:as_series", **kw)
+    assert got.signal.equals(want.signal) and got.equity.equals(want.equity)
+    assert (got.signal > 0).any() and got.signal.nunique() > 2

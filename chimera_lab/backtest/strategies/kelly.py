@@ -20,7 +20,8 @@ import pandas as pd
 from chimera_lab.backtest.strategies._registry import resolve_strategy, strategy
 from chimera_lab.backtest.strategies._risk import apply_risk, manager_from
 from chimera_lab.config import RiskSettings, Settings
-from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
+from chimera_lab.errors import ConfigError, DataQualityWarning
+from chimera_lab.frames import exposure_values
 from chimera_lab.risk.kelly import kelly_inputs_from_trades
 from chimera_lab.risk.limits import RiskManager
 from chimera_lab.risk.regime import RegimeDetector
@@ -173,11 +174,7 @@ def kelly(
 
     spec = resolve_strategy(base)
     raw = spec(data, **(base_params or {}))
-    values = raw.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(raw, pd.Series) else (
-        np.asarray(raw, dtype=np.float64)
-    )  # fmt: skip
-    if values.shape != (len(data),):
-        raise DataError(f"base strategy {spec.name!r} returned shape {values.shape}")
+    values = exposure_values(raw, data.index, name=f"base strategy {spec.name!r}")
     direction = np.sign(np.nan_to_num(values, nan=0.0))
     if not allow_short:
         direction = np.maximum(direction, 0.0)
