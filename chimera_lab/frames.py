@@ -120,7 +120,9 @@ def validate_ohlcv(df: pd.DataFrame, *, name: str = "data") -> pd.DataFrame:
         With the row (1-based position) and column of the first problem.
     """
     if not isinstance(df, pd.DataFrame):
-        raise DataError(f"{name} must be a pandas DataFrame of OHLCV bars, got {type(df).__name__}")
+        raise DataError(
+            f"{name} must be an OHLCV DataFrame (pandas) of bars, got {type(df).__name__}"
+        )
     missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(

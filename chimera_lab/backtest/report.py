@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.backtest.result import SUMMARY_KEYS, BacktestResult
+from chimera_lab.timeframes import DAYS_PER_YEAR
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -136,7 +137,7 @@ def plot_rolling_sharpe(result: BacktestResult, ax: Axes, *, max_points: int) ->
     rs = _thin(rs.dropna(), max_points)
     ax.plot(rs.index, rs.to_numpy(), color=_BLUE, lw=0.8)
     ax.axhline(0.0, color="grey", lw=0.6)
-    span = pd.Timedelta(seconds=w * 365 * 86_400 / result.config["periods_per_year"])
+    span = pd.Timedelta(seconds=w * DAYS_PER_YEAR * 86_400 / result.config["periods_per_year"])
     ax.set_ylabel("Sharpe")
     ax.set_title(f"rolling Sharpe, window {w:,} bars ({span})", fontsize=9)
 

@@ -73,7 +73,7 @@ import pandas as pd
 from chimera_lab.config import RiskSettings, Settings
 from chimera_lab.errors import ConfigError, DataError, DataQualityWarning, NotFittedError
 from chimera_lab.frames import validate_ohlcv
-from chimera_lab.timeframes import infer_bar_spacing, infer_timeframe
+from chimera_lab.timeframes import infer_bar_spacing, infer_timeframe, periods_per_year
 
 __all__ = [
     "WARMUP",
@@ -196,14 +196,10 @@ def _warn_warmup(what: str, n_missing: int, n: int, need: int, how: str, advice:
 
 
 def _check_ohlcv(ohlcv: pd.DataFrame, need: int) -> pd.DataFrame:
-    if not isinstance(ohlcv, pd.DataFrame):
-        raise DataError(f"ohlcv must be an OHLCV DataFrame, got {type(ohlcv).__name__}")
+    # validate_ohlcv also guarantees positive closes, so log returns are defined.
     df = validate_ohlcv(ohlcv, name="ohlcv")
     if len(df) < need:
         raise DataError(f"ohlcv has {len(df)} bars; at least {need} are needed")
-    if (df["close"] <= 0).any():
-        row = int(np.flatnonzero((df["close"] <= 0).to_numpy())[0]) + 1
-        raise DataError("close must be positive to take log returns", row=row, column="close")
     return df
 
 
@@ -377,7 +373,7 @@ class RegimeDetector(_Detector):
         close = df["close"]
         r = pd.Series(np.log(close.to_numpy()), index=df.index).diff()
         r2 = r * r
-        annual = math.sqrt(365.0 * self.bars_per_day_)
+        annual = math.sqrt(periods_per_year(self.bar_spacing_))
         vol = np.sqrt(r2.rolling(w["vol"]).mean()) * annual
         shock_vol = np.sqrt(r2.rolling(w["shock"]).mean()) * annual
         pct_roll = {"window": w["percentile"], "min_periods": w["min_percentile"]}
