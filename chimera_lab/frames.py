@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from chimera_lab.errors import ChimeraError, DataError
+from chimera_lab.errors import ChimeraError, ConfigError, DataError
 
 __all__ = [
     "OHLCV_COLUMNS",
@@ -38,6 +38,7 @@ __all__ = [
     "BarProblem",
     "exposure_values",
     "find_bar_problem",
+    "to_utc",
     "validate_ohlcv",
 ]
 
@@ -254,3 +255,43 @@ def exposure_values(
     if values.shape != (len(index),):
         raise error(f"{name} returned shape {values.shape}, expected ({len(index)},)")
     return values
+
+
+def to_utc(value: Any, *, name: str) -> pd.Timestamp:
+    """Return a point in time as a UTC ``Timestamp``; a naive value **means UTC**.
+
+    The one rule for scalar times across validation and pipelines (as for the CLI's
+    ``--start``/``--end`` and the store): ``"2024-07-26"``, ``"2024-07-26T14:15:00Z"``, a
+    ``datetime`` or a ``Timestamp`` in any zone are accepted; a naive value is taken as UTC,
+    an aware one is converted. Data (an index, a datetime column) is different: naive
+    timestamps there are refused (:func:`chimera_lab.validation.as_time_index`), because a
+    frame's zone cannot be guessed.
+
+    Parameters
+    ----------
+    value : str, datetime or Timestamp
+        The point in time.
+    name : str
+        The parameter's name, for messages.
+
+    Raises
+    ------
+    ConfigError
+        Not a timestamp, or empty/NaT (the message names ``name``).
+
+    Examples
+    --------
+    >>> to_utc("2024-07-26 14:15", name="start")
+    Timestamp('2024-07-26 14:15:00+0000', tz='UTC')
+    >>> to_utc("2024-07-26T16:15:00+02:00", name="start")
+    Timestamp('2024-07-26 14:15:00+0000', tz='UTC')
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ConfigError(f"{name} is required (a UTC date/time)")
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a date/time") from None
+    if pd.isna(ts):
+        raise ConfigError(f"{name} must be a date/time, got NaT")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

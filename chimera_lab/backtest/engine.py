@@ -46,7 +46,7 @@ from chimera_lab.backtest import metrics as M
 from chimera_lab.backtest.result import TRADE_COLUMNS, BacktestResult
 from chimera_lab.backtest.strategies._registry import StrategySpec, resolve_strategy
 from chimera_lab.errors import ConfigError, DataError
-from chimera_lab.frames import OHLCV_COLUMNS, exposure_values
+from chimera_lab.frames import OHLCV_COLUMNS, exposure_values, to_utc
 from chimera_lab.logging import get_logger
 from chimera_lab.timeframes import infer_bar_spacing
 
@@ -165,11 +165,7 @@ def _funding_events(
 def _start_position(trade_start: Any, index: pd.DatetimeIndex) -> int:
     if trade_start is None:
         return 0
-    try:
-        ts = pd.Timestamp(trade_start)
-    except (TypeError, ValueError):
-        raise ConfigError(f"trade_start {trade_start!r} is not a date/time") from None
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = to_utc(trade_start, name="trade_start")
     start = int(index.searchsorted(ts, side="left"))
     if start >= len(index):
         raise ConfigError(

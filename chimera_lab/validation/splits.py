@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ConfigError, DataError
+from chimera_lab.frames import to_utc  # re-exported: validation.to_utc is the documented name
 from chimera_lab.timeframes import infer_bar_spacing
 
 __all__ = [
@@ -117,37 +118,6 @@ class Fold:
 
 def _iso(ts: pd.Timestamp) -> str:
     return ts.isoformat().replace("+00:00", "Z")
-
-
-def to_utc(value: Any, *, name: str) -> pd.Timestamp:
-    """Return a point in time as a UTC ``Timestamp``; a naive value **means UTC**.
-
-    The one rule for scalar times across validation and pipelines (as for the CLI's
-    ``--start``/``--end`` and the store): ``"2024-07-26"``, ``"2024-07-26T14:15:00Z"``, a
-    ``datetime`` or a ``Timestamp`` in any zone are accepted; a naive value is taken as UTC,
-    an aware one is converted. Data (an index, a datetime column) is different: naive
-    timestamps there are refused (:func:`as_time_index`), because a frame's zone cannot be
-    guessed.
-
-    Raises
-    ------
-    ConfigError
-        Not a timestamp, or empty/NaT (the message names ``name``).
-
-    >>> to_utc("2024-07-26 14:15", name="start")
-    Timestamp('2024-07-26 14:15:00+0000', tz='UTC')
-    >>> to_utc("2024-07-26T16:15:00+02:00", name="start")
-    Timestamp('2024-07-26 14:15:00+0000', tz='UTC')
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ConfigError(f"{name} is required (a UTC date/time)")
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a date/time") from None
-    if pd.isna(ts):
-        raise ConfigError(f"{name} must be a date/time, got NaT")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def as_time_index(data: Any, *, name: str = "index") -> pd.DatetimeIndex:

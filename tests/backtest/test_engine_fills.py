@@ -265,6 +265,17 @@ def test_bad_settings_raise_config_error(kwargs: dict[str, object], message: str
         run(data, signal(data, [0, 0, 0]), **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("trade_start", "message"),
+    [("NaT", "trade_start must be a date/time, got NaT"), ("", "trade_start is required")],
+)
+def test_empty_or_nat_trade_start_is_named_as_such(trade_start: str, message: str) -> None:
+    # Regression: these used to fail as "after the last bar" (NaT sorts past every bar).
+    data = bars([100, 100, 100], [100, 100, 100])
+    with pytest.raises(ConfigError, match=message):
+        run(data, signal(data, [0, 0, 0]), trade_start=trade_start)
+
+
 def test_engine_has_no_look_ahead_truncated_history_gives_the_same_prefix(
     small_ohlcv: pd.DataFrame,
 ) -> None:
