@@ -42,7 +42,6 @@ from numba import njit
 
 from chimera_lab.backtest import _kernels as K
 from chimera_lab.backtest import run
-from chimera_lab.backtest.engine import _readonly
 from chimera_lab.backtest.strategies import sma_cross
 from chimera_lab.data.synthetic import make_ohlcv
 
@@ -249,10 +248,10 @@ def bench_size(n: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     signal_s, signal = median_time(lambda: sma_cross(data, fast=20, slow=100), repeats)
     target = signal.clip(lower=0.0)  # long-only, as run() treats it (allow_short=False)
 
-    o, h, lo, c = (_readonly(data[k].to_numpy()) for k in ("open", "high", "low", "close"))
-    tgt = _readonly(target.to_numpy())
-    no_fund_i = _readonly(np.empty(0, np.int64))
-    no_fund_r = _readonly(np.empty(0, np.float64))
+    o, h, lo, c = (K.readonly(data[k].to_numpy()) for k in ("open", "high", "low", "close"))
+    tgt = K.readonly(target.to_numpy())
+    no_fund_i = K.readonly(np.empty(0, np.int64))
+    no_fund_r = K.readonly(np.empty(0, np.float64))
     max_trades = int(np.count_nonzero(tgt[1:] != tgt[:-1])) + 2
 
     def kernel() -> Any:

@@ -11,7 +11,10 @@ with a deliberately simple pure-Python simulator (``tests/backtest/bt_reference.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 __all__ = [
@@ -22,10 +25,23 @@ __all__ = [
     "drawdown_stats",
     "hold_until_exit",
     "prepare_target",
+    "readonly",
     "return_moments",
     "simulate",
     "simulate_from",
 ]
+
+
+def readonly(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Return a read-only view of ``a``.
+
+    The kernels are compiled for read-only arrays (pandas copy-on-write hands those out), so
+    every caller passes the same array type and numba compiles each kernel once.
+    """
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
 
 # Exit reasons of a trade (int8 in the kernel, strings in BacktestResult.trades).
 REASON_SIGNAL = 0

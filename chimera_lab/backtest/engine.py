@@ -61,14 +61,6 @@ StrategyLike = str | Callable[..., Any] | StrategySpec | pd.Series | np.ndarray
 """A registered name, a callable, ``"file.py:function"``, or a precomputed exposure series."""
 
 
-def _readonly(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    # The kernel is compiled for read-only arrays (pandas copy-on-write hands those out), so
-    # every caller passes the same array type and numba compiles once.
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
 def _bar_arrays(
     data: pd.DataFrame,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, pd.Timedelta]:
@@ -94,8 +86,8 @@ def _bar_arrays(
             arrays.append(np.ascontiguousarray(data[col].to_numpy(dtype=np.float64)))
         except (TypeError, ValueError):
             raise DataError(f"column {col!r} of data must be numeric", column=col) from None
-    o, h, lo, c = (_readonly(a) for a in arrays)
-    times = _readonly(np.ascontiguousarray(index.asi8))
+    o, h, lo, c = (K.readonly(a) for a in arrays)
+    times = K.readonly(np.ascontiguousarray(index.asi8))
     pos, code, step = K.check_bars(o, h, lo, c, times)
     if pos >= 0:
         if code == 4:
@@ -125,7 +117,7 @@ def _target_array(
 ) -> tuple[FloatArray, int]:
     # Returns the cleaned target and the number of target changes.
     values = exposure_values(raw, index, name=f"strategy {name!r}")
-    values = _readonly(np.ascontiguousarray(values))
+    values = K.readonly(np.ascontiguousarray(values))
     out = np.empty(len(values))
     bad, changes = K.prepare_target(values, float(leverage), bool(allow_short), out)
     if bad >= 0:
@@ -434,8 +426,8 @@ def run(
     m = len(index) - start
     equity_a, units_a = np.empty(m), np.empty(m)
     t_int, t_flt, totals = K.simulate(
-        o, h, lo, c, _readonly(target), start, initial_capital, fee_rate, slip_rate,
-        sl, tp, tol, _readonly(fund_idx), _readonly(fund_rate), changes + 2, equity_a, units_a,
+        o, h, lo, c, K.readonly(target), start, initial_capital, fee_rate, slip_rate,
+        sl, tp, tol, K.readonly(fund_idx), K.readonly(fund_rate), changes + 2, equity_a, units_a,
     )  # fmt: skip
 
     out_index = index[start:]

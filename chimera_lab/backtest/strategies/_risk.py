@@ -43,12 +43,6 @@ SYMBOL = "BACKTEST"
 """The instrument's name in the orders and states given to ``check_order``."""
 
 
-def _readonly(a: FloatArray) -> FloatArray:
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
 def apply_risk(
     data: pd.DataFrame,
     proposed: FloatArray,
@@ -84,7 +78,7 @@ def apply_risk(
     """
     n = len(data)
     o, h, lo, c = (
-        _readonly(np.ascontiguousarray(data[k].to_numpy(dtype=np.float64)))
+        K.readonly(np.ascontiguousarray(data[k].to_numpy(dtype=np.float64)))
         for k in ("open", "high", "low", "close")
     )
     mult = np.ones(n)
@@ -111,7 +105,7 @@ def apply_risk(
         m = to + 1 - pos
         eq, held = eq_buf[:m], u_buf[:m]
         cash, units = K.simulate_from(
-            o[: to + 1], h[: to + 1], lo[: to + 1], c[: to + 1], _readonly(adj[: to + 1]),
+            o[: to + 1], h[: to + 1], lo[: to + 1], c[: to + 1], K.readonly(adj[: to + 1]),
             pos, cash, units, last, fee_rate, slip_rate, eq, held,
         )  # fmt: skip
         peaks = np.maximum.accumulate(np.maximum(eq, peak))
