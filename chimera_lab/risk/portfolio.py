@@ -310,16 +310,18 @@ def _parametric(
         marginal_cvar = -(horizon * mu - sq * (phi / alpha) * cw / sigma_p)
         return float(w @ marginal), float(w @ marginal_cvar), marginal, marginal_cvar
 
-    def total(weights: FloatArray) -> tuple[float, float]:
-        mu_p, sd, sk, ku = S.sample_moments(values @ weights)
+    def from_moments(mu_p: float, sd: float, sk: float, ku: float) -> tuple[float, float]:
         sk, ku = sk / sq, ku / horizon
         zc = S.cornish_fisher_z(z, sk, ku)
         tail = S.cornish_fisher_tail_mean(z, alpha, sk, ku)
         return -(horizon * mu_p + sq * sd * zc), -(horizon * mu_p + sq * sd * tail)
 
-    mu_w, _, sk_w, ku_w = S.sample_moments(values @ w)
-    S.warn_cornish_fisher(z, sk_w / sq, ku_w / horizon, stacklevel=3)
-    var, cvar = total(w)
+    def total(weights: FloatArray) -> tuple[float, float]:
+        return from_moments(*S.sample_moments(values @ weights))
+
+    moments = S.sample_moments(values @ w)  # once: for the warning and the VaR itself
+    S.warn_cornish_fisher(z, moments[2] / sq, moments[3] / horizon, stacklevel=3)
+    var, cvar = from_moments(*moments)
     step = 1e-6 * max(1.0, float(np.abs(w).max()))
     marginal = np.empty_like(w)
     marginal_cvar = np.empty_like(w)
