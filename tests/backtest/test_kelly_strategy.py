@@ -177,6 +177,28 @@ def test_regime_scales_targets_and_regime_changes_are_decisions(daily: pd.DataFr
     )
 
 
+def test_overlay_reads_regime_labels_as_members_or_strings() -> None:
+    from chimera_lab.backtest.strategies._risk import apply_risk
+    from chimera_lab.risk import Regime, RiskManager
+
+    data = make_ohlcv(40, seed=5)
+    rng = np.random.default_rng(5)
+    members = np.array([None, *Regime], dtype=object)[rng.integers(0, 5, 40)]
+    strings = np.array([None if r is None else r.value for r in members], dtype=object)
+    kw = {"var": None, "fee_rate": 0.0, "slip_rate": 0.0, "initial_capital": 1e5, "start": 0}
+    proposed, decide = np.full(40, 0.8), np.r_[True, np.zeros(39, dtype=bool)]
+    rm = RiskManager(RiskSettings(drawdown_kill=0.99, **LOOSE))
+    got = apply_risk(data, proposed, decide, rm, regimes=members, cap=1.0, **kw)
+    mult = {r: rm.limits(r).exposure_multiplier for r in Regime}
+    want = [0.8 * (1.0 if r is None else mult[r]) for r in members]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(
+        apply_risk(data, proposed, decide, rm, regimes=strings, cap=1.0, **kw), got
+    )
+    with pytest.raises(ValueError, match="'calm' is not a valid Regime"):
+        apply_risk(data, proposed, decide, rm, regimes=np.append(members[:-1], "calm"), cap=1, **kw)
+
+
 def test_var_limit_caps_each_new_position(daily: pd.DataFrame) -> None:
     limits = {"normal": {"exposure_multiplier": 1.0, "max_leverage": 2.0, "var_limit": 0.03}}
     rs = RiskSettings(drawdown_kill=0.99, regime_limits=limits, **LOOSE)

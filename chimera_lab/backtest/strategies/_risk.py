@@ -84,9 +84,16 @@ def apply_risk(
     mult = np.ones(n)
     points = decide.copy()
     if regimes is not None:
-        limits = {r: manager.limits(r).exposure_multiplier for r in Regime}
-        mult = np.array([1.0 if r is None else limits[Regime(r)] for r in regimes])
-        codes = np.array(["" if r is None else str(r) for r in regimes], dtype=object)
+        # One hashed lookup instead of Regime(r) per bar: code i is list(Regime)[i] (a plain
+        # string equal to a member's value matches it), -1 is None (warm-up, NORMAL limits).
+        members = list(Regime)
+        codes = pd.Index(members, dtype=object).get_indexer(pd.Index(regimes, dtype=object))
+        unknown = np.flatnonzero((codes < 0) & ~np.equal(regimes, np.array(None, dtype=object)))
+        if unknown.size:
+            raise ValueError(f"{regimes[unknown[0]]!r} is not a valid Regime")
+        # index -1 picks the trailing 1.0: no label scales nothing
+        table = np.array([manager.limits(r).exposure_multiplier for r in members] + [1.0])
+        mult = table[codes]
         points[1:] |= codes[1:] != codes[:-1]
     desired = proposed * mult
     if start >= 1:
