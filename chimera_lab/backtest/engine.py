@@ -270,16 +270,18 @@ def _stats(
     growth = M._growth(r)
     cagr = M._cagr(growth, years)
     has_trades = len(trades) > 0
+    sharpe, sortino, volatility = M._moment_ratios(r, ppy)
+    pnl = M._pnl(trades)  # once for the four trade metrics below
     return {
-        "sharpe": M._sharpe(r, ppy),
-        "sortino": M._sortino(r, ppy),
+        "sharpe": sharpe,
+        "sortino": sortino,
         "max_drawdown": mdd,
         "cagr": cagr,
         "total_return": growth - 1.0,
-        "volatility": M._volatility(r, ppy),
+        "volatility": volatility,
         "calmar": M._calmar(cagr, mdd),
-        "win_rate": M.win_rate(trades),
-        "profit_factor": M.profit_factor(trades),
+        "win_rate": M.win_rate(pnl),
+        "profit_factor": M.profit_factor(pnl),
         "n_trades": M.n_trades(trades),
         "exposure": M.exposure_time(positions),
         "fees": M.total_fees(trades),
@@ -288,8 +290,8 @@ def _stats(
         "initial_capital": float(initial_capital),
         "funding": float(totals[1]),
         "turnover": M.turnover(float(totals[2]), equity),
-        "avg_win": M.average_win(trades),
-        "avg_loss": M.average_loss(trades),
+        "avg_win": M.average_win(pnl),
+        "avg_loss": M.average_loss(pnl),
         "avg_trade_return": float(trades["return"].mean()) if has_trades else math.nan,
         "avg_bars_held": float(trades["bars_held"].mean()) if has_trades else math.nan,
         "max_drawdown_duration": pd.Timedelta(longest, unit=idx.unit),

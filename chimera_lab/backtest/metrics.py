@@ -164,25 +164,29 @@ def _cagr(growth: float, years: float) -> float:
         return math.inf
 
 
+def _moment_ratios(x: FloatArray, ppy: float) -> tuple[float, float, float]:
+    # (Sharpe, Sortino, volatility), annualised, from one pass of return_moments.
+    if x.size < 2:
+        return math.nan, math.nan, math.nan
+    mean, std, downside = K.return_moments(x)
+    root = math.sqrt(ppy)
+    return (
+        _ratio(float(mean), float(std)) * root,
+        _ratio(float(mean), float(downside)) * root,
+        float(std) * root,
+    )
+
+
 def _volatility(r: FloatArray, ppy: float) -> float:
-    if r.size < 2:
-        return math.nan
-    _, std, _ = K.return_moments(r)
-    return float(std) * math.sqrt(ppy)
+    return _moment_ratios(r, ppy)[2]
 
 
 def _sharpe(x: FloatArray, ppy: float) -> float:
-    if x.size < 2:
-        return math.nan
-    mean, std, _ = K.return_moments(x)
-    return _ratio(float(mean), float(std)) * math.sqrt(ppy)
+    return _moment_ratios(x, ppy)[0]
 
 
 def _sortino(x: FloatArray, ppy: float) -> float:
-    if x.size < 2:
-        return math.nan
-    mean, _, downside = K.return_moments(x)
-    return _ratio(float(mean), float(downside)) * math.sqrt(ppy)
+    return _moment_ratios(x, ppy)[1]
 
 
 def _drawdowns(
