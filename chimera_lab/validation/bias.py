@@ -105,11 +105,18 @@ def _check_data(data: Any) -> pd.DataFrame:
 
 
 def _signal(
-    strategy: StrategyFn, data: pd.DataFrame, params: Mapping[str, Any], *, what: str
+    strategy: StrategyFn,
+    data: pd.DataFrame,
+    params: Mapping[str, Any],
+    *,
+    what: str,
+    fresh: bool = False,
 ) -> np.ndarray:
+    # The strategy gets a copy so it cannot mutate the caller's frame; ``fresh`` frames were
+    # built for this one call (shocked variants) and are passed as they are.
     name = strategy_name(strategy)
     try:
-        out = strategy(data.copy(), **params)
+        out = strategy(data if fresh else data.copy(), **params)
     except ChimeraError:
         raise
     except Exception as exc:
@@ -370,7 +377,7 @@ def detect_lookahead(
         for method, frame, is_shock in variants:
             what = "truncated history" if not is_shock else f"history with a {method[6:]} future"
             try:
-                out = _signal(strategy, frame, params, what=what)
+                out = _signal(strategy, frame, params, what=what, fresh=is_shock)
             except ChimeraError as exc:
                 checks.append(BiasCheck(index[c], method, c + 1, 0, None, 0.0, 0.0, error=str(exc)))
                 continue
