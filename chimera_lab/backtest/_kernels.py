@@ -18,7 +18,6 @@ import numpy.typing as npt
 from numba import njit
 
 __all__ = [
-    "REASON_CODES",
     "REASON_NAMES",
     "check_bars",
     "compound",
@@ -50,7 +49,6 @@ REASON_TAKE_PROFIT = 2
 REASON_BANKRUPT = 3
 REASON_OPEN = 4
 REASON_NAMES: tuple[str, ...] = ("signal", "stop_loss", "take_profit", "bankrupt", "open")
-REASON_CODES: dict[str, int] = {name: code for code, name in enumerate(REASON_NAMES)}
 
 # Columns of the float trade-record matrix returned by simulate().
 T_SIZE = 0  # largest absolute position (units) during the trade

@@ -142,10 +142,6 @@ class BacktestResult:
         """Return the one-line summary (:func:`format_summary`)."""
         return format_summary(self.stats)
 
-    def stats_table(self) -> pd.Series:
-        """Return the stats as a Series (for display)."""
-        return pd.Series(self.stats, name=self.strategy, dtype=object)
-
     def plot(self, *, max_points: int = 5_000) -> Figure:
         """Return a matplotlib figure: price with trades, equity, drawdown, rolling Sharpe."""
         from chimera_lab.backtest.report import plot_overview
