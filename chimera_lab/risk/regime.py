@@ -558,10 +558,13 @@ class MarkovRegimeDetector(_Detector):
             problems = ["optimizer"]
         return model, res, problems
 
-    def _state_regimes(self, params: np.ndarray, names: list[str]) -> list[Regime]:
+    def _variances(self, params: np.ndarray, names: list[str]) -> npt.NDArray[np.float64]:
+        return np.array([params[names.index(f"sigma2[{i}]")] for i in range(self.k_regimes)])
+
+    @staticmethod
+    def _state_regimes(variances: npt.NDArray[np.float64]) -> list[Regime]:
         # States ordered by variance get NORMAL, VOLATILE (, CRISIS).
-        k = self.k_regimes
-        variances = np.array([params[names.index(f"sigma2[{i}]")] for i in range(k)])
+        k = len(variances)
         ladder = [Regime.NORMAL, Regime.VOLATILE, Regime.CRISIS][:k]
         out: list[Regime] = [Regime.NORMAL] * k
         for rank, state in enumerate(np.argsort(variances)):
@@ -585,7 +588,7 @@ class MarkovRegimeDetector(_Detector):
         params = np.asarray(res.params, dtype=np.float64)
         names = list(model.param_names)
         k = self.k_regimes
-        variances = np.array([params[names.index(f"sigma2[{i}]")] for i in range(k)])
+        variances = self._variances(params, names)
         if self.switching_mean:
             means = np.array([params[names.index(f"const[{i}]")] for i in range(k)])
         else:
@@ -593,7 +596,7 @@ class MarkovRegimeDetector(_Detector):
         self.params_ = params
         self.state_means_ = means
         self.state_variances_ = variances
-        self.state_regimes_ = self._state_regimes(params, names)
+        self.state_regimes_ = self._state_regimes(variances)
         self.transition_matrix_ = np.asarray(model.regime_transition_matrix(params))[:, :, 0].T
         self.log_likelihood_ = float(res.llf)
         self.bar_spacing_ = infer_bar_spacing(pd.DatetimeIndex(df.index))
@@ -649,7 +652,7 @@ class MarkovRegimeDetector(_Detector):
             if problems:
                 failed.append(f"bar {r}: {problems[0]}")
             params = np.asarray(res.params, dtype=np.float64)
-            regimes = self._state_regimes(params, list(model.param_names))
+            regimes = self._state_regimes(self._variances(params, list(model.param_names)))
             # Filter up to the last bar this fit labels; the row of bar t is return t - 1.
             probs = self._filtered(self._model(returns[: stop - 1]), params, regimes)
             out[r:stop] = probs[r:stop]
