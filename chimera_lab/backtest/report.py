@@ -94,15 +94,25 @@ def _window_bars(result: BacktestResult) -> int:
     return int(max(20, len(result.returns) // 20))
 
 
-def plot_equity(result: BacktestResult, ax: Axes, dd_ax: Axes, *, max_points: int) -> None:
-    """Draw equity (log scale if it spans 10x) and drawdown on two axes."""
+def _headline(result: BacktestResult) -> str:
+    return f"{result.strategy} {result.params}  —  {result.summary()}"
+
+
+def plot_equity(
+    result: BacktestResult, ax: Axes, dd_ax: Axes, *, max_points: int, title: bool = True
+) -> None:
+    """Draw equity (log scale if it spans 10x) and drawdown on two axes.
+
+    With ``title`` the equity axes get the strategy, its parameters and the summary line.
+    """
     equity = _thin(result.equity, max_points)
     ax.plot(equity.index, equity.to_numpy(), color=_BLUE, lw=1.0)
     ax.axhline(result.config["initial_capital"], color="grey", lw=0.6, ls="--")
     if equity.max() > 10 * max(equity.min(), 1e-12) and equity.min() > 0:
         ax.set_yscale("log")
     ax.set_ylabel("equity")
-    ax.set_title(f"{result.strategy} {result.params}  —  {result.summary()}", fontsize=9)
+    if title:
+        ax.set_title(_headline(result), fontsize=9)
     dd = _thin(result.drawdown, max_points)
     dd_ax.fill_between(dd.index, dd.to_numpy() * 100, 0.0, color=_RED, alpha=0.4, lw=0)
     dd_ax.set_ylabel("drawdown %")
@@ -161,10 +171,9 @@ def plot_overview(result: BacktestResult, *, max_points: int = 5_000) -> Figure:
     """Return one figure: price and trades, equity, drawdown, rolling Sharpe."""
     fig, axes = _figure(11, 9, 4, sharex=True, height_ratios=[3, 3, 1.3, 1.5])
     plot_trades(result, axes[0], max_points=max_points)
-    plot_equity(result, axes[1], axes[2], max_points=max_points)
+    plot_equity(result, axes[1], axes[2], max_points=max_points, title=False)
     plot_rolling_sharpe(result, axes[3], max_points=max_points)
-    axes[0].set_title(f"{result.strategy} {result.params}  —  {result.summary()}", fontsize=9)
-    axes[1].set_title("")
+    axes[0].set_title(_headline(result), fontsize=9)  # on top of the shared-x stack
     return fig
 
 
