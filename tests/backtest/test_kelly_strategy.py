@@ -73,6 +73,46 @@ def test_kelly_sizes_edge_cases() -> None:
     assert sizes[3] == pytest.approx(min(0.5 * est.kelly_fraction, 2.0))
 
 
+def _kelly_sizes_reference(r: np.ndarray, **kw: float) -> np.ndarray:
+    # The obvious per-trade version: the risk toolkit's estimate and sizing on each window.
+    out = np.empty(r.size)
+    for k in range(r.size):
+        window = r[max(0, k - int(kw["lookback_trades"]) + 1) : k + 1]
+        if window.size < kw["min_trades"]:
+            out[k] = kw["min_size"]
+        elif not (window > 0).any():
+            out[k] = 0.0
+        elif not (window < 0).any():
+            out[k] = kw["max_leverage"]
+        else:
+            est = kelly_inputs_from_trades(window, min_trades=0)
+            pos = est.position_size("", fraction=kw["fraction"], max_leverage=kw["max_leverage"])
+            out[k] = pos.exposure
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kelly_sizes_match_the_per_trade_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    r = rng.normal(rng.normal(0.0, 0.003), 0.02, n)
+    r[rng.random(n) < 0.05] = 0.0  # flat trades count in p and q's denominator
+    lookback = int(rng.integers(2, 80))
+    kw = {
+        "fraction": float(rng.choice([0.25, 0.5, 1.0])),
+        "max_leverage": float(rng.choice([0.5, 1.0, 3.0])),
+        "lookback_trades": lookback,
+        "min_trades": int(rng.integers(2, lookback + 1)),
+        "min_size": 0.1,
+    }
+    got = kelly_sizes(r, **kw)  # type: ignore[arg-type]
+    # x* = p/L - q/W cancels: its absolute error is set by the ulps of p/L (~50 here), so
+    # sums taken in another order agree to 1e-12 relative or a few 1e-15 absolute.
+    np.testing.assert_allclose(got, _kelly_sizes_reference(r, **kw), rtol=1e-12, atol=1e-14)
+    with pytest.raises(DataError, match="not finite"):
+        kelly_sizes(np.r_[r, np.nan], **kw)  # type: ignore[arg-type]
+
+
 def test_long_only_backtest_sizes_from_long_base_trades_only(data: pd.DataFrame) -> None:
     long_only = run(data, "kelly", **PARAMS)
     assert long_only.params["allow_short"] is False and long_only.params["fee_bps"] == 6.0

@@ -20,9 +20,9 @@ import pandas as pd
 from chimera_lab.backtest.strategies._registry import resolve_strategy, strategy
 from chimera_lab.backtest.strategies._risk import apply_risk, manager_from
 from chimera_lab.config import RiskSettings, Settings
-from chimera_lab.errors import ConfigError, DataQualityWarning
+from chimera_lab.errors import ConfigError, DataError, DataQualityWarning
 from chimera_lab.frames import exposure_values
-from chimera_lab.risk.kelly import kelly_inputs_from_trades
+from chimera_lab.risk.kelly import kelly_fraction
 from chimera_lab.risk.limits import RiskManager
 from chimera_lab.risk.regime import RegimeDetector
 from chimera_lab.risk.var import rolling_var
@@ -53,19 +53,37 @@ def kelly_sizes(
     ...             min_size=0.1).round(3).tolist()
     [0.1, 0.1, 1.0, 1.0]
     """
-    out = np.empty(returns.size)
-    for k in range(returns.size):
-        window = returns[max(0, k - lookback_trades + 1) : k + 1]
-        if window.size < min_trades:
-            out[k] = min_size
-        elif not (window > 0).any():
-            out[k] = 0.0
-        elif not (window < 0).any():
-            out[k] = max_leverage
-        else:
-            est = kelly_inputs_from_trades(window, min_trades=0)
-            pos = est.position_size("", fraction=fraction, max_leverage=max_leverage)
-            out[k] = pos.exposure
+    r = np.asarray(returns, dtype=np.float64)
+    if not np.isfinite(r).all():
+        bad = int(np.flatnonzero(~np.isfinite(r))[0])
+        raise DataError(f"trade return {r[bad]!r} at trade {bad + 1} is not finite")
+    n, look = r.size, int(lookback_trades)
+    # Window k holds trades max(0, k - look + 1) .. k: counts from cumulative sums (exact).
+    lo = np.maximum(np.arange(1, n + 1) - look, 0)
+    wins_c = np.concatenate([[0], np.cumsum(r > 0)])
+    losses_c = np.concatenate([[0], np.cumsum(r < 0)])
+    n_w, n_l = wins_c[1:] - wins_c[lo], losses_c[1:] - losses_c[lo]
+    size = np.arange(1, n + 1) - lo
+    out = np.where(size < min_trades, float(min_size), np.where(n_w == 0, 0.0, max_leverage))
+    rows = np.flatnonzero((size >= min_trades) & (n_w > 0) & (n_l > 0))
+    if rows.size:
+        # The inputs kelly_inputs_from_trades estimates, per window (p and q over all its
+        # trades, W and L the mean win and the mean loss magnitude), then the sizing rule of
+        # kelly_position_size. Window sums are summed per window (not differences of running
+        # sums, which lose digits over a long history), a block of windows at a time.
+        padded = np.concatenate([np.zeros(look - 1), r])  # zeros: neither wins nor losses
+        windows = np.lib.stride_tricks.sliding_window_view(padded, look)
+        win_sum, loss_sum = np.empty(rows.size), np.empty(rows.size)
+        step = max(1, 2**20 // look)
+        for i in range(0, rows.size, step):
+            block = windows[rows[i : i + step]]
+            win_sum[i : i + step] = np.where(block > 0, block, 0.0).sum(axis=1)
+            loss_sum[i : i + step] = -np.where(block < 0, block, 0.0).sum(axis=1)
+        w_n, l_n, m = n_w[rows], n_l[rows], size[rows]
+        full = np.asarray(
+            kelly_fraction(w_n / m, win_sum / w_n, loss_sum / l_n, loss_probability=l_n / m)
+        )
+        out[rows] = np.where(full <= 0.0, 0.0, np.minimum(fraction * full, max_leverage))
     return out
 
 
