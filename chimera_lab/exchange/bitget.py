@@ -350,6 +350,31 @@ class BitgetClient(TradingMixin):
         priority: Priority,
         attempt: int,
     ) -> tuple[Any, int | None]:
+        # One attempt (see _send_once), resent once after a stale-timestamp refusal (40008)
+        # with the clock resynced. Every signed call passes here, orders included: a request
+        # refused for its timestamp was not executed, so resending it cannot double an order.
+        try:
+            return await self._send_once(ep, params, body, priority, attempt)
+        except AuthenticationError as exc:
+            if exc.code != "40008" or not ep.signed or not self.settings.auto_time_sync:
+                raise
+            log.warning("exchange.time_resync", path=ep.path, offset_ms=self._offset_ms)
+            try:
+                await self.sync_time()
+            except ExchangeError as sync_exc:
+                # Surface the refusal itself (nothing executed), not the sync failure: an
+                # OutcomeUnknown from the sync would read as an ambiguous order attempt.
+                raise exc from sync_exc
+        return await self._send_once(ep, params, body, priority, attempt)
+
+    async def _send_once(
+        self,
+        ep: Endpoint,
+        params: Mapping[str, object] | None,
+        body: Mapping[str, object] | None,
+        priority: Priority,
+        attempt: int,
+    ) -> tuple[Any, int | None]:
         # One attempt: limiter slot, sign, send, decode. Returns (data, server time ms).
         self._check_open()
         creds = self._credentials() if ep.signed else None
@@ -436,14 +461,7 @@ class BitgetClient(TradingMixin):
         async def attempt_fn(attempt: int) -> tuple[Any, int | None]:
             return await self._send(ep, params, None, prio, attempt)
 
-        try:
-            return await policy.call(attempt_fn)
-        except AuthenticationError as exc:
-            if exc.code != "40008" or not self.settings.auto_time_sync or not ep.signed:
-                raise
-            log.warning("exchange.time_resync", path=ep.path, offset_ms=self._offset_ms)
-            await self.sync_time()
-            return await policy.call(attempt_fn)
+        return await policy.call(attempt_fn)
 
     def _product(self, product: Product | str | None) -> Product:
         return self.product if product is None else Product(product)
