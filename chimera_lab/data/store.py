@@ -75,7 +75,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.data._buckets import gap_runs, sort_by_ts
-from chimera_lab.errors import ConfigError, StoreError
+from chimera_lab.errors import ConfigError, StoreError, UnknownSeriesError
 from chimera_lab.timeframes import TIMEFRAMES, timeframe_to_timedelta
 
 if TYPE_CHECKING:
@@ -284,8 +284,9 @@ class Store:
 
         Raises
         ------
-        StoreError
-            If the series does not exist (naming what does, with close matches).
+        UnknownSeriesError
+            If the series does not exist (naming what does, with close matches); a
+            :class:`~chimera_lab.errors.StoreError`.
         """
         raise NotImplementedError
 
@@ -500,7 +501,7 @@ def utc_timestamp(ns: int | None) -> pd.Timestamp | None:
 
 def unknown_series_error(
     url: str, symbol: str, timeframe: str | None, series: list[tuple[str, str]]
-) -> StoreError:
+) -> UnknownSeriesError:
     """Build the error for a missing series, naming what the store holds and close matches.
 
     ``timeframe=None`` means the symbol itself was asked for (any timeframe).
@@ -508,7 +509,7 @@ def unknown_series_error(
     what = f"{timeframe} bars" if timeframe else "bars"
     if not series:
         how = f" --timeframe {timeframe}" if timeframe else " --timeframe 1m"
-        return StoreError(
+        return UnknownSeriesError(
             f"no {what} for {symbol}: the store {url} is empty; import some with "
             f"`chimera data import FILE --symbol {symbol}{how}`"
         )
@@ -527,7 +528,7 @@ def unknown_series_error(
                 f"; aggregate them with store.resample({symbol!r}, {timeframe!r}, "
                 f"source_timeframe={finer[0]!r})"
             )
-        return StoreError(
+        return UnknownSeriesError(
             f"no {timeframe} bars for {symbol} in store {url}; it has {symbol} in "
             f"{', '.join(have)}{hint}"
         )
@@ -537,7 +538,7 @@ def unknown_series_error(
         s for s in difflib.get_close_matches(symbol, list(by_symbol), n=3) if s not in matches
     ]
     hint = f"; did you mean {', '.join(matches)}?" if matches else ""
-    return StoreError(f"no symbol {symbol!r} in store {url}; it holds {holdings}{hint}")
+    return UnknownSeriesError(f"no symbol {symbol!r} in store {url}; it holds {holdings}{hint}")
 
 
 def find_gaps(index: pd.DatetimeIndex | pd.DataFrame, timeframe: str) -> pd.DataFrame:

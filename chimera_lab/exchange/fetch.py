@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from chimera_lab.errors import ConfigError
@@ -337,7 +338,7 @@ async def fetch_to_store(
     chunks = [c for a, b in runs for c in chunk_bounds(a, b, bar_ms=bar_ms, page_bars=page_bars)]
     counter = _Counter()
     fetched = new = 0
-    newest = max(stored_ms, default=None)
+    newest = int(stored_ms.max()) if stored_ms.size else None
     holes: list[tuple[int, int]] = []
     async for (chunk_lo, chunk_hi), candles in _fetch_chunks(
         client, symbol, timeframe, chunks, product, concurrency, counter
@@ -396,14 +397,17 @@ def _ts(ms: int) -> pd.Timestamp:
 
 def _stored_ms(
     store: BarStore, symbol: str, timeframe: str, first: pd.Timestamp, last: pd.Timestamp
-) -> list[int]:
-    from chimera_lab.errors import StoreError
+) -> npt.NDArray[np.int64]:
+    # The open times (Unix ms) stored in [first, last]. Only a missing series reads as empty:
+    # any other StoreError (locked, broken file) must stop the run, not trigger a re-download.
+    # The BarStore protocol has no index-only read, so the whole frame is read for its index.
+    from chimera_lab.errors import UnknownSeriesError
 
     try:
         frame = store.read_bars(symbol, timeframe, first, last)
-    except StoreError:
-        return []  # no such series yet
+    except UnknownSeriesError:
+        return np.empty(0, dtype=np.int64)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is None:
         index = index.tz_localize("UTC")
-    return [int(v) for v in index.tz_convert("UTC").as_unit("ms").asi8]
+    return np.asarray(index.tz_convert("UTC").as_unit("ms").asi8, dtype=np.int64)
