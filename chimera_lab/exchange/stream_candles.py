@@ -6,20 +6,12 @@ snapshot and, where that does not reach, from REST history candles; but only onc
 covers the whole gap (history may lag the stream). An incomplete answer is retried on the
 next push; after ``backfill_attempts`` tries the hole is reported (``_gap_notice``) and
 skipped.
-
-Examples
---------
->>> from datetime import UTC, datetime
->>> c = Candle("BTCUSDT", "1m", datetime(2024, 1, 1, tzinfo=UTC), 1.0, 2.0, 0.5, 1.5, 10.0,
-...            closed=False)
->>> _with_closed(c, True).closed
-True
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from chimera_lab.errors import ChimeraError
@@ -80,7 +72,7 @@ class CandleSyncMixin:
             if ts < newest:
                 closed[ts] = candle  # a newer bar exists: this one is final
         if sub.forming is None or datetime_to_ms(sub.forming.timestamp) <= newest:
-            sub.forming = _with_closed(rows[newest], False)
+            sub.forming = replace(rows[newest], closed=False)
         if sub.last_emitted_ms is None:
             # First snapshot without `since`: start after the newest closed bar seen.
             sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
@@ -92,7 +84,7 @@ class CandleSyncMixin:
             if ts > sub.last_emitted_ms + sub.bar_ms and not await self._backfill(sub, ts):
                 return  # REST failed: the next push retries the whole gap
             if ts > sub.last_emitted_ms:
-                await self._emit(sub, _with_closed(closed[ts], True))
+                await self._emit(sub, replace(closed[ts], closed=True))
         if self.include_forming and sub.forming is not None:
             self._offer(sub.forming)
 
@@ -140,7 +132,7 @@ class CandleSyncMixin:
         for ts in sorted(missing):
             if sub.last_emitted_ms < ts < before_ms:
                 self.stats.backfilled += 1
-                await self._emit(sub, _with_closed(missing[ts], True))
+                await self._emit(sub, replace(missing[ts], closed=True))
         log.info(
             "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
         )
@@ -150,12 +142,3 @@ class CandleSyncMixin:
         sub.last_emitted_ms = datetime_to_ms(candle.timestamp)
         self.stats.candles_emitted += 1
         await self._deliver(candle)
-
-
-def _with_closed(candle: Candle, closed: bool) -> Candle:
-    if candle.closed is closed:
-        return candle
-    return Candle(
-        candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
-        candle.close, candle.volume, candle.quote_volume, closed,
-    )  # fmt: skip
