@@ -77,6 +77,10 @@ import pandas as pd
 from chimera_lab.data._buckets import gap_runs, sort_by_ts
 from chimera_lab.errors import ConfigError, StoreError, UnknownSeriesError
 from chimera_lab.timeframes import TIMEFRAMES, timeframe_to_timedelta
+from chimera_lab.timeframes import canonical_timeframe as canonical_timeframe  # re-exported
+
+# canonical_timeframe moved to chimera_lab.timeframes (the exchange adapter needs it without
+# the store); backends and the CLI still import it from here.
 
 if TYPE_CHECKING:
     from chimera_lab.config import Settings
@@ -398,34 +402,6 @@ class Store:
 
 
 # --- helpers shared by backends -------------------------------------------------------------
-
-
-def canonical_timeframe(timeframe: str) -> tuple[str, int]:
-    """Return ``(name, step_ns)``: the canonical name of a timeframe and its length in ns.
-
-    Accepts whatever :func:`chimera_lab.timeframes.timeframe_to_timedelta` accepts (the
-    canonical names such as ``"1h"`` and aliases such as ``"1day"`` or ``"1min"``) and names
-    it as :data:`chimera_lab.timeframes.TIMEFRAMES` does.
-
-    Raises
-    ------
-    ConfigError
-        For a value that is not a string or names no known timeframe.
-
-    Examples
-    --------
-    >>> canonical_timeframe("1day")
-    ('1d', 86400000000000)
-    >>> canonical_timeframe("1min")[0]
-    '1m'
-    """
-    if not isinstance(timeframe, str):
-        raise ConfigError(f"timeframe must be a string such as '1m', got {timeframe!r}")
-    delta = timeframe_to_timedelta(timeframe)
-    for name, value in TIMEFRAMES.items():
-        if value == delta:
-            return name, int(delta.value)
-    raise ConfigError(f"unknown timeframe {timeframe!r}")  # pragma: no cover
 
 
 def check_symbol(symbol: str) -> str:

@@ -79,7 +79,7 @@ from chimera_lab.exchange.resilience import CircuitBreaker, Resilience, RetryPol
 from chimera_lab.exchange.signing import canonical_query, sign
 from chimera_lab.exchange.trading import TradingMixin, new_client_oid
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = ["BitgetClient", "ClientState", "map_bitget_error", "new_client_oid"]
 
@@ -543,12 +543,12 @@ class BitgetClient(TradingMixin):
             raise ConfigError(f"limit must be in 1..200 for history candles, got {limit}")
         prod = self._product(product)
         end_ms = datetime_to_ms(end)
-        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
+        bar_ms = timeframe_ms(timeframe)
         params = self._mix_params(
             prod,
             symbol=symbol,
             granularity=granularity(timeframe, prod),
-            endTime=-(-end_ms // bar_ms) * bar_ms,  # bars are UTC-epoch aligned
+            endTime=ceil_to_bar(end_ms, bar_ms),
             limit=limit,
         )
         data, now_ms = await self._call(

@@ -42,7 +42,7 @@ from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.base import Candle, Exchange, Priority, Product, candles_to_frame
 from chimera_lab.exchange.parsing import datetime_to_ms, ms_to_datetime
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = [
     "BarStore",
@@ -170,7 +170,7 @@ def _align(ts: datetime | pd.Timestamp | str, bar_ms: int, *, up: bool) -> int:
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     ms = datetime_to_ms(stamp.tz_convert("UTC").to_pydatetime())
-    return -(-ms // bar_ms) * bar_ms if up else (ms // bar_ms) * bar_ms
+    return ceil_to_bar(ms, bar_ms) if up else (ms // bar_ms) * bar_ms
 
 
 @dataclass
@@ -205,10 +205,6 @@ async def _fetch_chunk(
             break
         cursor = min(older)
     return [found[ts] for ts in sorted(found)]
-
-
-def _bar_ms(timeframe: str) -> int:
-    return int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
 
 
 async def _fetch_chunks(
@@ -269,7 +265,7 @@ async def fetch_history(
         Bars per chunk (at most 200).
     """
     _check(page_bars, concurrency)
-    bar_ms = _bar_ms(timeframe)
+    bar_ms = timeframe_ms(timeframe)
     lo_ms = _align(start, bar_ms, up=True)
     hi_ms = _align(end, bar_ms, up=True)
     if hi_ms <= lo_ms:
@@ -316,7 +312,7 @@ async def fetch_to_store(
     """
     _check(page_bars, concurrency)
     started = time.perf_counter()
-    bar_ms = _bar_ms(timeframe)
+    bar_ms = timeframe_ms(timeframe)
     lo_ms, hi_ms = _align(start, bar_ms, up=True), _align(end, bar_ms, up=True)
     lo, hi = _ts(lo_ms), _ts(hi_ms)
     if hi_ms <= lo_ms:

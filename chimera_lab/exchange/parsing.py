@@ -46,7 +46,7 @@ from chimera_lab.exchange.base import (
     TimeInForce,
     Trade,
 )
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import timeframe_ms
 
 __all__ = [
     "datetime_to_ms",
@@ -203,7 +203,7 @@ def parse_candles(
         return []
     if not isinstance(rows, list):
         raise _bad("a list of candle rows", rows)
-    bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
+    bar_ms = timeframe_ms(timeframe)
     by_ts: dict[int, Candle] = {}
     for raw in rows:
         row = _candle_row(raw)

@@ -77,7 +77,7 @@ from chimera_lab.exchange.parsing import (
 from chimera_lab.exchange.signing import ws_login_sign
 from chimera_lab.exchange.stream_candles import CandleSyncMixin, _CandleSub
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = ["BitgetStream", "StreamEvent", "StreamState", "StreamStats", "StreamStatus"]
 
@@ -376,10 +376,10 @@ class BitgetStream(CandleSyncMixin):
             "channel": ws_candle_channel(timeframe),
             "instId": symbol,
         }
-        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
+        bar_ms = timeframe_ms(timeframe)
         since_ms = None
         if since is not None:
-            since_ms = -(-datetime_to_ms(since) // bar_ms) * bar_ms  # first bar at/after since
+            since_ms = ceil_to_bar(datetime_to_ms(since), bar_ms)  # first bar at/after since
         self._candles[_key(arg)] = _CandleSub(
             symbol, timeframe, prod, bar_ms, None if since_ms is None else since_ms - bar_ms,
             since_ms,
