@@ -340,8 +340,6 @@ class BitgetClient(TradingMixin):
         """
         return int(self._wall() * 1000) + self._offset_ms
 
-    _timestamp_ms = timestamp_ms
-
     async def _send(
         self,
         ep: Endpoint,
@@ -393,7 +391,7 @@ class BitgetClient(TradingMixin):
                 headers["paptrading"] = "1"
             if creds is not None:
                 key, secret, passphrase = creds
-                ts = str(self._timestamp_ms())
+                ts = str(self.timestamp_ms())
                 headers["ACCESS-KEY"] = key
                 headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
                 headers["ACCESS-TIMESTAMP"] = ts
@@ -515,7 +513,7 @@ class BitgetClient(TradingMixin):
             limit=limit,
         )
         data, now_ms = await self._call("candles", product=prod, params=params, priority=priority)
-        now_ms = now_ms if now_ms is not None else self._timestamp_ms()
+        now_ms = now_ms if now_ms is not None else self.timestamp_ms()
         return parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
 
     async def get_history_candles(
@@ -554,7 +552,7 @@ class BitgetClient(TradingMixin):
         data, now_ms = await self._call(
             "history_candles", product=prod, params=params, priority=priority
         )
-        now_ms = now_ms if now_ms is not None else self._timestamp_ms()
+        now_ms = now_ms if now_ms is not None else self.timestamp_ms()
         candles = parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
         return [c for c in candles if c.closed and datetime_to_ms(c.timestamp) < end_ms]
 

@@ -245,7 +245,6 @@ async def fetch_history(
     product: Product | None = None,
     concurrency: int = 4,
     page_bars: int = 200,
-    _counter: _Counter | None = None,
 ) -> AsyncIterator[pd.DataFrame]:
     """Yield closed bars of ``[start, end)`` as OHLCV frames, one chunk at a time, in order.
 
@@ -270,10 +269,9 @@ async def fetch_history(
     hi_ms = _align(end, bar_ms, up=True)
     if hi_ms <= lo_ms:
         raise ConfigError(f"end ({end}) must be after start ({start})")
-    counter = _counter if _counter is not None else _Counter()
     chunks = chunk_bounds(lo_ms, hi_ms, bar_ms=bar_ms, page_bars=page_bars)
     async for _, candles in _fetch_chunks(
-        client, symbol, timeframe, chunks, product, concurrency, counter
+        client, symbol, timeframe, chunks, product, concurrency, _Counter()
     ):
         yield candles_to_frame(candles)
 

@@ -377,13 +377,11 @@ class BitgetStream(CandleSyncMixin):
             "instId": symbol,
         }
         bar_ms = timeframe_ms(timeframe)
-        since_ms = None
+        last_emitted_ms = None  # set by the first snapshot
         if since is not None:
-            since_ms = ceil_to_bar(datetime_to_ms(since), bar_ms)  # first bar at/after since
-        self._candles[_key(arg)] = _CandleSub(
-            symbol, timeframe, prod, bar_ms, None if since_ms is None else since_ms - bar_ms,
-            since_ms,
-        )  # fmt: skip
+            # The bar before the first one at/after `since` counts as emitted.
+            last_emitted_ms = ceil_to_bar(datetime_to_ms(since), bar_ms) - bar_ms
+        self._candles[_key(arg)] = _CandleSub(symbol, timeframe, prod, bar_ms, last_emitted_ms)
         await self._subscribe("public", arg)
 
     async def subscribe_ticker(self, symbol: str, *, product: Product | None = None) -> None:

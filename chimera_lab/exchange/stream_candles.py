@@ -34,7 +34,6 @@ class _CandleSub:
     product: Product
     bar_ms: int
     last_emitted_ms: int | None  # None until the first snapshot sets the baseline
-    since_ms: int | None
     forming: Candle | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     backfill_tries: int = 0  # consecutive backfills that could not close the gap

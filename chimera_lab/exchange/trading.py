@@ -269,7 +269,7 @@ class TradingMixin:
         return OrderAck(found.order_id, client_oid, recovered=True, status=found.status)
 
     async def _reconcile(
-        self, symbol: str, client_oid: str, product: Product, cause: ExchangeError | None
+        self, symbol: str, client_oid: str, product: Product, cause: ExchangeError
     ) -> Order | None:
         # Ask the exchange whether an order with this clientOid exists; if even that fails
         # the outcome is unknown and the caller must hear so.
@@ -280,7 +280,7 @@ class TradingMixin:
                 f"order clientOid={client_oid} may or may not have been placed: the lookup "
                 f"failed ({type(exc).__name__}: {exc}); look it up later by this clientOid",
                 client_oid=client_oid,
-            ) from (cause or exc)
+            ) from cause
 
     async def cancel_order(
         self,
