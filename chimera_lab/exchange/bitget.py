@@ -319,19 +319,6 @@ class BitgetClient(TradingMixin):
                 "as ex:` (or `await client.open()`)"
             )
 
-    def _credentials(self) -> tuple[str, str, str]:
-        s = self.settings
-        if s.api_key is None or s.api_secret is None or s.passphrase is None:
-            raise AuthenticationError(
-                "this endpoint needs API credentials; set CHIMERA_BITGET__API_KEY, "
-                "CHIMERA_BITGET__API_SECRET and CHIMERA_BITGET__PASSPHRASE (env or .env)"
-            )
-        return (
-            s.api_key.get_secret_value(),
-            s.api_secret.get_secret_value(),
-            s.passphrase.get_secret_value(),
-        )
-
     def timestamp_ms(self) -> int:
         """Return the server's clock as this client estimates it (Unix ms).
 
@@ -375,7 +362,7 @@ class BitgetClient(TradingMixin):
     ) -> tuple[Any, int | None]:
         # One attempt: limiter slot, sign, send, decode. Returns (data, server time ms).
         self._check_open()
-        creds = self._credentials() if ep.signed else None
+        creds = self.settings.credentials() if ep.signed else None
         where = f"{ep.method} {ep.path}"
         request_id = f"{self._session}-{next(self._ids)}"
         # The limiter slot covers the whole exchange round trip (and caps requests in flight

@@ -413,7 +413,7 @@ class BitgetStream(CandleSyncMixin):
     async def _subscribe_private(
         self, channel: str, symbol: str | None, product: Product | None
     ) -> None:
-        self._login_args(0)  # fail early without credentials
+        self.settings.credentials()  # fail early without credentials
         prod = self._product(product)
         arg = {"instType": prod.inst_type, "channel": channel, "instId": symbol or "default"}
         self._private_products[_key(arg)] = prod
@@ -439,18 +439,13 @@ class BitgetStream(CandleSyncMixin):
     # -- connections -----------------------------------------------------------------------
 
     def _login_args(self, ts_s: int) -> dict[str, str]:
-        s = self.settings
-        if s.api_key is None or s.api_secret is None or s.passphrase is None:
-            raise AuthenticationError(
-                "private channels need API credentials; set CHIMERA_BITGET__API_KEY, "
-                "CHIMERA_BITGET__API_SECRET and CHIMERA_BITGET__PASSPHRASE"
-            )
+        key, secret, passphrase = self.settings.credentials()
         ts = str(ts_s)
         return {
-            "apiKey": s.api_key.get_secret_value(),
-            "passphrase": s.passphrase.get_secret_value(),
+            "apiKey": key,
+            "passphrase": passphrase,
             "timestamp": ts,
-            "sign": ws_login_sign(s.api_secret.get_secret_value(), ts),
+            "sign": ws_login_sign(secret, ts),
         }
 
     async def _send(self, sock: _Socket, ws: ClientConnection, text: str) -> None:
