@@ -185,16 +185,20 @@ async def _fetch_chunk(
     lo: int,
     hi: int,
     product: Product | None,
-    counter: _Counter,
+    counter: _Counter | None = None,
+    *,
+    priority: Priority = Priority.ANALYSIS,
 ) -> list[Candle]:
-    # Page backwards from `hi` until `lo` is reached or the exchange has nothing older.
+    # The closed bars in [lo, hi) the exchange has, oldest first: page backwards from `hi`
+    # until `lo` is reached or the exchange has nothing older. Also the stream's backfill.
     found: dict[int, Candle] = {}
     cursor = hi
     while cursor > lo:
-        counter.requests += 1
+        if counter is not None:
+            counter.requests += 1
         page = await client.get_history_candles(
             symbol, timeframe, end=ms_to_datetime(cursor), limit=200,
-            product=product, priority=Priority.ANALYSIS,
+            product=product, priority=priority,
         )  # fmt: skip
         stamps = [datetime_to_ms(c.timestamp) for c in page]
         for ts, candle in zip(stamps, page, strict=True):

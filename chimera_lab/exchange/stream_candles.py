@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from chimera_lab.errors import ChimeraError
 from chimera_lab.exchange.base import Candle, Exchange, Priority, Product
-from chimera_lab.exchange.parsing import datetime_to_ms, ms_to_datetime, parse_candle_row
+from chimera_lab.exchange.fetch import _fetch_chunk
+from chimera_lab.exchange.parsing import datetime_to_ms, parse_candle_row
 from chimera_lab.logging import get_logger
 
 if TYPE_CHECKING:
@@ -93,29 +94,18 @@ class CandleSyncMixin:
         # incomplete answer returns False and the next push tries again; after
         # `backfill_attempts` tries the hole is reported as a "gap" and skipped.
         assert sub.last_emitted_ms is not None and self._rest is not None
-        missing: dict[int, Candle] = {}
-        end_ms = before_ms
         try:
-            while end_ms > sub.last_emitted_ms + sub.bar_ms:
-                page = await self._rest.get_history_candles(
-                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
-                    product=sub.product, priority=Priority.MONITORING,
-                )  # fmt: skip
-                fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
-                for c in fresh:
-                    missing[datetime_to_ms(c.timestamp)] = c
-                if not fresh:
-                    break
-                oldest = min(datetime_to_ms(c.timestamp) for c in fresh)
-                if oldest >= end_ms:
-                    break
-                end_ms = oldest
+            page = await _fetch_chunk(
+                self._rest, sub.symbol, sub.timeframe, sub.last_emitted_ms + sub.bar_ms,
+                before_ms, sub.product, priority=Priority.MONITORING,
+            )  # fmt: skip
         except ChimeraError as exc:
             log.warning(
                 "exchange.ws.backfill_failed", symbol=sub.symbol, timeframe=sub.timeframe,
                 error=f"{type(exc).__name__}: {exc}",
             )  # fmt: skip
             return False
+        missing = {datetime_to_ms(c.timestamp): c for c in page}
         wanted = range(sub.last_emitted_ms + sub.bar_ms, before_ms, sub.bar_ms)
         holes = [ts for ts in wanted if ts not in missing]
         if holes:
@@ -128,10 +118,9 @@ class CandleSyncMixin:
                 return False
             await self._gap_notice(sub, holes)
         sub.backfill_tries = 0
-        for ts in sorted(missing):
-            if sub.last_emitted_ms < ts < before_ms:
-                self.stats.backfilled += 1
-                await self._emit(sub, replace(missing[ts], closed=True))
+        for candle in page:  # oldest first, all inside (last_emitted, before_ms)
+            self.stats.backfilled += 1
+            await self._emit(sub, replace(candle, closed=True))
         log.info(
             "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
         )
