@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chimera_lab.errors import ChimeraWarning
+from chimera_lab.errors import AuthenticationError, ChimeraWarning
 
 __all__ = [
     "BacktestSettings",
@@ -128,6 +128,33 @@ class BitgetSettings(BaseModel):
     ws_reconnect_base_delay_s: float = Field(0.5, ge=0)
     ws_reconnect_max_delay_s: float = Field(30.0, ge=0)
     ws_queue_size: int = Field(10_000, ge=1, description="Events buffered for a slow consumer.")
+
+    def credentials(self) -> tuple[str, str, str]:
+        """Return ``(api_key, api_secret, passphrase)`` as plain strings, for signing.
+
+        Raises
+        ------
+        AuthenticationError
+            If any of the three is not set (before anything is sent). It is an
+            :class:`~chimera_lab.errors.AuthenticationError` like the exchange's own refusals,
+            so callers handle "no usable credentials" in one place.
+
+        Examples
+        --------
+        >>> s = BitgetSettings(api_key="key-1", api_secret="secret-1", passphrase="phrase-1")
+        >>> s.credentials()[0]
+        'key-1'
+        """
+        if self.api_key is None or self.api_secret is None or self.passphrase is None:
+            raise AuthenticationError(
+                "this needs Bitget API credentials; set CHIMERA_BITGET__API_KEY, "
+                "CHIMERA_BITGET__API_SECRET and CHIMERA_BITGET__PASSPHRASE (env or .env)"
+            )
+        return (
+            self.api_key.get_secret_value(),
+            self.api_secret.get_secret_value(),
+            self.passphrase.get_secret_value(),
+        )
 
 
 class SimSettings(BaseModel):

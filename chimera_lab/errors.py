@@ -34,6 +34,7 @@ __all__ = [
     "RiskLimitError",
     "StoreError",
     "TimestampLeakError",
+    "UnknownSeriesError",
 ]
 
 
@@ -242,3 +243,11 @@ class TimestampLeakError(LookAheadError):
     def __init__(self, message: str, *, timestamps: Iterable[object] = ()) -> None:
         self.timestamps = tuple(timestamps)
         super().__init__(message)
+
+
+class UnknownSeriesError(StoreError):
+    """The bar store holds no such series (symbol and timeframe) yet.
+
+    Distinct from other :class:`StoreError` causes (locked, broken, bad URL) so a caller can
+    treat "nothing stored yet" as empty without also swallowing those.
+    """

@@ -26,9 +26,12 @@ from chimera_lab.errors import ConfigError, DataError
 __all__ = [
     "DAYS_PER_YEAR",
     "TIMEFRAMES",
+    "canonical_timeframe",
+    "ceil_to_bar",
     "infer_timeframe",
     "infer_bar_spacing",
     "periods_per_year",
+    "timeframe_ms",
     "timeframe_to_timedelta",
 ]
 
@@ -125,3 +128,57 @@ def periods_per_year(spacing: str | pd.Timedelta | pd.DatetimeIndex) -> float:
     if delta <= pd.Timedelta(0):
         raise DataError(f"bar spacing must be positive, got {delta}")
     return float(pd.Timedelta(days=DAYS_PER_YEAR) / delta)
+
+
+def canonical_timeframe(timeframe: str) -> tuple[str, int]:
+    """Return ``(name, step_ns)``: the canonical name of a timeframe and its length in ns.
+
+    Accepts whatever :func:`timeframe_to_timedelta` accepts (the canonical names such as
+    ``"1h"`` and aliases such as ``"1day"`` or ``"1min"``) and names it as
+    :data:`TIMEFRAMES` does.
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a string or names no known timeframe.
+
+    Examples
+    --------
+    >>> canonical_timeframe("1day")
+    ('1d', 86400000000000)
+    >>> canonical_timeframe("1min")[0]
+    '1m'
+    """
+    if not isinstance(timeframe, str):
+        raise ConfigError(f"timeframe must be a string such as '1m', got {timeframe!r}")
+    delta = timeframe_to_timedelta(timeframe)
+    for name, value in TIMEFRAMES.items():
+        if value == delta:
+            return name, int(delta.value)
+    raise ConfigError(f"unknown timeframe {timeframe!r}")  # pragma: no cover
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Return the bar length of ``timeframe`` in milliseconds (exchange timestamps are ms).
+
+    Examples
+    --------
+    >>> timeframe_ms("1m"), timeframe_ms("1d")
+    (60000, 86400000)
+    """
+    return int(timeframe_to_timedelta(timeframe).value) // 1_000_000
+
+
+def ceil_to_bar(ms: int, bar_ms: int) -> int:
+    """Return ``ms`` rounded up to a bar boundary (bars are aligned to the Unix epoch, UTC).
+
+    Exact integer arithmetic (no float rounding); a value on a boundary is returned as is.
+
+    Examples
+    --------
+    >>> ceil_to_bar(90_000, 60_000), ceil_to_bar(120_000, 60_000), ceil_to_bar(-1, 60_000)
+    (120000, 120000, 0)
+    """
+    if bar_ms <= 0:
+        raise ConfigError(f"bar_ms must be > 0, got {bar_ms}")
+    return -(-ms // bar_ms) * bar_ms

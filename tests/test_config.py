@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from chimera_lab.config import RegimeLimitsSettings, Settings, iter_secret_values
+from chimera_lab.config import BitgetSettings, RegimeLimitsSettings, Settings, iter_secret_values
 from chimera_lab.config import find_project_root as real_find_project_root
+from chimera_lab.errors import AuthenticationError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,3 +111,18 @@ def test_unknown_chimera_variables_warn_with_a_suggestion(monkeypatch: pytest.Mo
 def test_credentials_too_short_to_redact_are_refused() -> None:
     with pytest.raises(ValidationError, match="shorter than 4 characters"):
         Settings(_env_file=None, bitget={"passphrase": "abc"})
+
+
+@pytest.mark.parametrize("missing", ["api_key", "api_secret", "passphrase"])
+def test_bitget_credentials_refuse_an_incomplete_set_naming_the_variables(missing: str) -> None:
+    values = {"api_key": "key-1234", "api_secret": "secret-1234", "passphrase": "phrase-1234"}
+    values[missing] = None  # type: ignore[assignment]
+    settings = BitgetSettings(**values)
+    with pytest.raises(AuthenticationError) as info:
+        settings.credentials()
+    message = str(info.value)
+    for name in ("API_KEY", "API_SECRET", "PASSPHRASE"):
+        assert f"CHIMERA_BITGET__{name}" in message
+    assert not any(v in message for v in values.values() if v)  # no secret in the message
+    complete = BitgetSettings(api_key="k-12", api_secret="s-12", passphrase="p-12")
+    assert complete.credentials() == ("k-12", "s-12", "p-12")

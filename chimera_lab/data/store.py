@@ -75,8 +75,12 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.data._buckets import gap_runs, sort_by_ts
-from chimera_lab.errors import ConfigError, StoreError
+from chimera_lab.errors import ConfigError, StoreError, UnknownSeriesError
 from chimera_lab.timeframes import TIMEFRAMES, timeframe_to_timedelta
+from chimera_lab.timeframes import canonical_timeframe as canonical_timeframe  # re-exported
+
+# canonical_timeframe moved to chimera_lab.timeframes (the exchange adapter needs it without
+# the store); backends and the CLI still import it from here.
 
 if TYPE_CHECKING:
     from chimera_lab.config import Settings
@@ -284,8 +288,9 @@ class Store:
 
         Raises
         ------
-        StoreError
-            If the series does not exist (naming what does, with close matches).
+        UnknownSeriesError
+            If the series does not exist (naming what does, with close matches); a
+            :class:`~chimera_lab.errors.StoreError`.
         """
         raise NotImplementedError
 
@@ -399,34 +404,6 @@ class Store:
 # --- helpers shared by backends -------------------------------------------------------------
 
 
-def canonical_timeframe(timeframe: str) -> tuple[str, int]:
-    """Return ``(name, step_ns)``: the canonical name of a timeframe and its length in ns.
-
-    Accepts whatever :func:`chimera_lab.timeframes.timeframe_to_timedelta` accepts (the
-    canonical names such as ``"1h"`` and aliases such as ``"1day"`` or ``"1min"``) and names
-    it as :data:`chimera_lab.timeframes.TIMEFRAMES` does.
-
-    Raises
-    ------
-    ConfigError
-        For a value that is not a string or names no known timeframe.
-
-    Examples
-    --------
-    >>> canonical_timeframe("1day")
-    ('1d', 86400000000000)
-    >>> canonical_timeframe("1min")[0]
-    '1m'
-    """
-    if not isinstance(timeframe, str):
-        raise ConfigError(f"timeframe must be a string such as '1m', got {timeframe!r}")
-    delta = timeframe_to_timedelta(timeframe)
-    for name, value in TIMEFRAMES.items():
-        if value == delta:
-            return name, int(delta.value)
-    raise ConfigError(f"unknown timeframe {timeframe!r}")  # pragma: no cover
-
-
 def check_symbol(symbol: str) -> str:
     """Return ``symbol`` stripped of surrounding blanks; refuse empty or multi-line names."""
     if not isinstance(symbol, str) or not symbol.strip():
@@ -500,7 +477,7 @@ def utc_timestamp(ns: int | None) -> pd.Timestamp | None:
 
 def unknown_series_error(
     url: str, symbol: str, timeframe: str | None, series: list[tuple[str, str]]
-) -> StoreError:
+) -> UnknownSeriesError:
     """Build the error for a missing series, naming what the store holds and close matches.
 
     ``timeframe=None`` means the symbol itself was asked for (any timeframe).
@@ -508,7 +485,7 @@ def unknown_series_error(
     what = f"{timeframe} bars" if timeframe else "bars"
     if not series:
         how = f" --timeframe {timeframe}" if timeframe else " --timeframe 1m"
-        return StoreError(
+        return UnknownSeriesError(
             f"no {what} for {symbol}: the store {url} is empty; import some with "
             f"`chimera data import FILE --symbol {symbol}{how}`"
         )
@@ -527,7 +504,7 @@ def unknown_series_error(
                 f"; aggregate them with store.resample({symbol!r}, {timeframe!r}, "
                 f"source_timeframe={finer[0]!r})"
             )
-        return StoreError(
+        return UnknownSeriesError(
             f"no {timeframe} bars for {symbol} in store {url}; it has {symbol} in "
             f"{', '.join(have)}{hint}"
         )
@@ -537,7 +514,7 @@ def unknown_series_error(
         s for s in difflib.get_close_matches(symbol, list(by_symbol), n=3) if s not in matches
     ]
     hint = f"; did you mean {', '.join(matches)}?" if matches else ""
-    return StoreError(f"no symbol {symbol!r} in store {url}; it holds {holdings}{hint}")
+    return UnknownSeriesError(f"no symbol {symbol!r} in store {url}; it holds {holdings}{hint}")
 
 
 def find_gaps(index: pd.DatetimeIndex | pd.DataFrame, timeframe: str) -> pd.DataFrame:

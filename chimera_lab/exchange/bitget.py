@@ -79,7 +79,7 @@ from chimera_lab.exchange.resilience import CircuitBreaker, Resilience, RetryPol
 from chimera_lab.exchange.signing import canonical_query, sign
 from chimera_lab.exchange.trading import TradingMixin, new_client_oid
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = ["BitgetClient", "ClientState", "map_bitget_error", "new_client_oid"]
 
@@ -319,19 +319,6 @@ class BitgetClient(TradingMixin):
                 "as ex:` (or `await client.open()`)"
             )
 
-    def _credentials(self) -> tuple[str, str, str]:
-        s = self.settings
-        if s.api_key is None or s.api_secret is None or s.passphrase is None:
-            raise AuthenticationError(
-                "this endpoint needs API credentials; set CHIMERA_BITGET__API_KEY, "
-                "CHIMERA_BITGET__API_SECRET and CHIMERA_BITGET__PASSPHRASE (env or .env)"
-            )
-        return (
-            s.api_key.get_secret_value(),
-            s.api_secret.get_secret_value(),
-            s.passphrase.get_secret_value(),
-        )
-
     def timestamp_ms(self) -> int:
         """Return the server's clock as this client estimates it (Unix ms).
 
@@ -339,8 +326,6 @@ class BitgetClient(TradingMixin):
         :class:`~chimera_lab.exchange.stream.BitgetStream` signs its login with).
         """
         return int(self._wall() * 1000) + self._offset_ms
-
-    _timestamp_ms = timestamp_ms
 
     async def _send(
         self,
@@ -350,9 +335,34 @@ class BitgetClient(TradingMixin):
         priority: Priority,
         attempt: int,
     ) -> tuple[Any, int | None]:
+        # One attempt (see _send_once), resent once after a stale-timestamp refusal (40008)
+        # with the clock resynced. Every signed call passes here, orders included: a request
+        # refused for its timestamp was not executed, so resending it cannot double an order.
+        try:
+            return await self._send_once(ep, params, body, priority, attempt)
+        except AuthenticationError as exc:
+            if exc.code != "40008" or not ep.signed or not self.settings.auto_time_sync:
+                raise
+            log.warning("exchange.time_resync", path=ep.path, offset_ms=self._offset_ms)
+            try:
+                await self.sync_time()
+            except ExchangeError as sync_exc:
+                # Surface the refusal itself (nothing executed), not the sync failure: an
+                # OutcomeUnknown from the sync would read as an ambiguous order attempt.
+                raise exc from sync_exc
+        return await self._send_once(ep, params, body, priority, attempt)
+
+    async def _send_once(
+        self,
+        ep: Endpoint,
+        params: Mapping[str, object] | None,
+        body: Mapping[str, object] | None,
+        priority: Priority,
+        attempt: int,
+    ) -> tuple[Any, int | None]:
         # One attempt: limiter slot, sign, send, decode. Returns (data, server time ms).
         self._check_open()
-        creds = self._credentials() if ep.signed else None
+        creds = self.settings.credentials() if ep.signed else None
         where = f"{ep.method} {ep.path}"
         request_id = f"{self._session}-{next(self._ids)}"
         # The limiter slot covers the whole exchange round trip (and caps requests in flight
@@ -368,7 +378,7 @@ class BitgetClient(TradingMixin):
                 headers["paptrading"] = "1"
             if creds is not None:
                 key, secret, passphrase = creds
-                ts = str(self._timestamp_ms())
+                ts = str(self.timestamp_ms())
                 headers["ACCESS-KEY"] = key
                 headers["ACCESS-SIGN"] = sign(secret, ts, ep.method, ep.path, query, body_text)
                 headers["ACCESS-TIMESTAMP"] = ts
@@ -436,14 +446,7 @@ class BitgetClient(TradingMixin):
         async def attempt_fn(attempt: int) -> tuple[Any, int | None]:
             return await self._send(ep, params, None, prio, attempt)
 
-        try:
-            return await policy.call(attempt_fn)
-        except AuthenticationError as exc:
-            if exc.code != "40008" or not self.settings.auto_time_sync or not ep.signed:
-                raise
-            log.warning("exchange.time_resync", path=ep.path, offset_ms=self._offset_ms)
-            await self.sync_time()
-            return await policy.call(attempt_fn)
+        return await policy.call(attempt_fn)
 
     def _product(self, product: Product | str | None) -> Product:
         return self.product if product is None else Product(product)
@@ -497,7 +500,7 @@ class BitgetClient(TradingMixin):
             limit=limit,
         )
         data, now_ms = await self._call("candles", product=prod, params=params, priority=priority)
-        now_ms = now_ms if now_ms is not None else self._timestamp_ms()
+        now_ms = now_ms if now_ms is not None else self.timestamp_ms()
         return parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
 
     async def get_history_candles(
@@ -525,18 +528,18 @@ class BitgetClient(TradingMixin):
             raise ConfigError(f"limit must be in 1..200 for history candles, got {limit}")
         prod = self._product(product)
         end_ms = datetime_to_ms(end)
-        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
+        bar_ms = timeframe_ms(timeframe)
         params = self._mix_params(
             prod,
             symbol=symbol,
             granularity=granularity(timeframe, prod),
-            endTime=-(-end_ms // bar_ms) * bar_ms,  # bars are UTC-epoch aligned
+            endTime=ceil_to_bar(end_ms, bar_ms),
             limit=limit,
         )
         data, now_ms = await self._call(
             "history_candles", product=prod, params=params, priority=priority
         )
-        now_ms = now_ms if now_ms is not None else self._timestamp_ms()
+        now_ms = now_ms if now_ms is not None else self.timestamp_ms()
         candles = parse_candles(data, symbol, timeframe, product=prod, now_ms=now_ms)
         return [c for c in candles if c.closed and datetime_to_ms(c.timestamp) < end_ms]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.base import Priority, Product
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import canonical_timeframe
 
 __all__ = [
     "ENDPOINTS",
@@ -160,18 +160,10 @@ _WS_CHANNEL: dict[str, str] = {
 }
 
 
-def _canonical_timeframe(timeframe: str) -> str:
-    delta = timeframe_to_timedelta(timeframe)  # raises ConfigError with suggestions
-    for name in _GRANULARITY:
-        if timeframe_to_timedelta(name) == delta:
-            return name
-    raise ConfigError(f"Bitget has no candles of timeframe {timeframe!r}")  # pragma: no cover
-
-
 def granularity(timeframe: str, product: Product) -> str:
     """Return Bitget's REST ``granularity`` for our ``timeframe`` and ``product``."""
-    tf = _canonical_timeframe(timeframe)
-    spot, mix = _GRANULARITY[tf]
+    tf = canonical_timeframe(timeframe)[0]  # raises ConfigError with suggestions
+    spot, mix = _GRANULARITY[tf]  # every timeframe we support has a row
     value = spot if product is Product.SPOT else mix
     if value is None:
         raise ConfigError(
@@ -183,7 +175,7 @@ def granularity(timeframe: str, product: Product) -> str:
 
 def ws_candle_channel(timeframe: str) -> str:
     """Return the WebSocket candle channel for our ``timeframe`` (no 3m or 2h channel)."""
-    tf = _canonical_timeframe(timeframe)
+    tf = canonical_timeframe(timeframe)[0]
     try:
         return _WS_CHANNEL[tf]
     except KeyError:

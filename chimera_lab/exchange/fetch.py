@@ -35,13 +35,14 @@ from datetime import datetime
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.base import Candle, Exchange, Priority, Product, candles_to_frame
 from chimera_lab.exchange.parsing import datetime_to_ms, ms_to_datetime
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = [
     "BarStore",
@@ -169,7 +170,7 @@ def _align(ts: datetime | pd.Timestamp | str, bar_ms: int, *, up: bool) -> int:
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     ms = datetime_to_ms(stamp.tz_convert("UTC").to_pydatetime())
-    return -(-ms // bar_ms) * bar_ms if up else (ms // bar_ms) * bar_ms
+    return ceil_to_bar(ms, bar_ms) if up else (ms // bar_ms) * bar_ms
 
 
 @dataclass
@@ -184,16 +185,20 @@ async def _fetch_chunk(
     lo: int,
     hi: int,
     product: Product | None,
-    counter: _Counter,
+    counter: _Counter | None = None,
+    *,
+    priority: Priority = Priority.ANALYSIS,
 ) -> list[Candle]:
-    # Page backwards from `hi` until `lo` is reached or the exchange has nothing older.
+    # The closed bars in [lo, hi) the exchange has, oldest first: page backwards from `hi`
+    # until `lo` is reached or the exchange has nothing older. Also the stream's backfill.
     found: dict[int, Candle] = {}
     cursor = hi
     while cursor > lo:
-        counter.requests += 1
+        if counter is not None:
+            counter.requests += 1
         page = await client.get_history_candles(
             symbol, timeframe, end=ms_to_datetime(cursor), limit=200,
-            product=product, priority=Priority.ANALYSIS,
+            product=product, priority=priority,
         )  # fmt: skip
         stamps = [datetime_to_ms(c.timestamp) for c in page]
         for ts, candle in zip(stamps, page, strict=True):
@@ -204,10 +209,6 @@ async def _fetch_chunk(
             break
         cursor = min(older)
     return [found[ts] for ts in sorted(found)]
-
-
-def _bar_ms(timeframe: str) -> int:
-    return int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
 
 
 async def _fetch_chunks(
@@ -248,7 +249,6 @@ async def fetch_history(
     product: Product | None = None,
     concurrency: int = 4,
     page_bars: int = 200,
-    _counter: _Counter | None = None,
 ) -> AsyncIterator[pd.DataFrame]:
     """Yield closed bars of ``[start, end)`` as OHLCV frames, one chunk at a time, in order.
 
@@ -268,15 +268,14 @@ async def fetch_history(
         Bars per chunk (at most 200).
     """
     _check(page_bars, concurrency)
-    bar_ms = _bar_ms(timeframe)
+    bar_ms = timeframe_ms(timeframe)
     lo_ms = _align(start, bar_ms, up=True)
     hi_ms = _align(end, bar_ms, up=True)
     if hi_ms <= lo_ms:
         raise ConfigError(f"end ({end}) must be after start ({start})")
-    counter = _counter if _counter is not None else _Counter()
     chunks = chunk_bounds(lo_ms, hi_ms, bar_ms=bar_ms, page_bars=page_bars)
     async for _, candles in _fetch_chunks(
-        client, symbol, timeframe, chunks, product, concurrency, counter
+        client, symbol, timeframe, chunks, product, concurrency, _Counter()
     ):
         yield candles_to_frame(candles)
 
@@ -315,7 +314,7 @@ async def fetch_to_store(
     """
     _check(page_bars, concurrency)
     started = time.perf_counter()
-    bar_ms = _bar_ms(timeframe)
+    bar_ms = timeframe_ms(timeframe)
     lo_ms, hi_ms = _align(start, bar_ms, up=True), _align(end, bar_ms, up=True)
     lo, hi = _ts(lo_ms), _ts(hi_ms)
     if hi_ms <= lo_ms:
@@ -337,7 +336,7 @@ async def fetch_to_store(
     chunks = [c for a, b in runs for c in chunk_bounds(a, b, bar_ms=bar_ms, page_bars=page_bars)]
     counter = _Counter()
     fetched = new = 0
-    newest = max(stored_ms, default=None)
+    newest = int(stored_ms.max()) if stored_ms.size else None
     holes: list[tuple[int, int]] = []
     async for (chunk_lo, chunk_hi), candles in _fetch_chunks(
         client, symbol, timeframe, chunks, product, concurrency, counter
@@ -396,14 +395,17 @@ def _ts(ms: int) -> pd.Timestamp:
 
 def _stored_ms(
     store: BarStore, symbol: str, timeframe: str, first: pd.Timestamp, last: pd.Timestamp
-) -> list[int]:
-    from chimera_lab.errors import StoreError
+) -> npt.NDArray[np.int64]:
+    # The open times (Unix ms) stored in [first, last]. Only a missing series reads as empty:
+    # any other StoreError (locked, broken file) must stop the run, not trigger a re-download.
+    # The BarStore protocol has no index-only read, so the whole frame is read for its index.
+    from chimera_lab.errors import UnknownSeriesError
 
     try:
         frame = store.read_bars(symbol, timeframe, first, last)
-    except StoreError:
-        return []  # no such series yet
+    except UnknownSeriesError:
+        return np.empty(0, dtype=np.int64)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is None:
         index = index.tz_localize("UTC")
-    return [int(v) for v in index.tz_convert("UTC").as_unit("ms").asi8]
+    return np.asarray(index.tz_convert("UTC").as_unit("ms").asi8, dtype=np.int64)

@@ -375,9 +375,6 @@ class RateLimiter:
             self._in_flight += 1
         return _Grant(cells)
 
-    def _has_waiters(self) -> bool:
-        return any(dq for queues in self._queues for dq in queues.values())
-
     def _arm(self, at: float) -> None:
         if self._timer is not None and not self._timer.done():
             if self._timer_at <= at:

@@ -46,7 +46,7 @@ from chimera_lab.exchange.base import (
     TimeInForce,
     Trade,
 )
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import timeframe_ms
 
 __all__ = [
     "datetime_to_ms",
@@ -90,13 +90,16 @@ def _bad(what: str, value: object) -> ExchangeError:
     return ExchangeError(f"unexpected Bitget payload: {what} (got {text})")
 
 
-def ms_to_datetime(value: object) -> datetime:
-    """Return a UTC datetime from Unix milliseconds given as str, int or Decimal."""
+def _ms(value: object) -> int:
     try:
-        ms = int(str(value))
+        return int(str(value))
     except (TypeError, ValueError):
         raise _bad("a millisecond timestamp", value) from None
-    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def ms_to_datetime(value: object) -> datetime:
+    """Return a UTC datetime from Unix milliseconds given as str, int or Decimal."""
+    return _EPOCH + timedelta(milliseconds=_ms(value))
 
 
 def datetime_to_ms(value: datetime) -> int:
@@ -154,6 +157,13 @@ def _enum_side(value: object) -> Side:
         raise _bad("side buy/sell", value) from None
 
 
+def _candle_row(row: object) -> Sequence[Any]:
+    # Checked before any len()/index: a payload may hold anything where a row should be.
+    if not isinstance(row, Sequence) or isinstance(row, str | bytes) or len(row) < 6:
+        raise _bad("a candle row of 7 or 8 columns", row)
+    return row
+
+
 def parse_candle_row(
     row: Sequence[Any],
     symbol: str,
@@ -167,8 +177,7 @@ def parse_candle_row(
     ``quote_index`` picks the quote-volume column: 7 for spot REST rows of 8 columns
     (``usdtVolume`` sits at 6), 6 for futures REST and WebSocket rows.
     """
-    if not isinstance(row, Sequence) or isinstance(row, str) or len(row) < 6:
-        raise _bad("a candle row of 7 or 8 columns", row)
+    row = _candle_row(row)
     try:
         o, h, lo, c, v = (float(row[i]) for i in range(1, 6))
         q = float(row[quote_index]) if len(row) > quote_index else None
@@ -194,18 +203,14 @@ def parse_candles(
         return []
     if not isinstance(rows, list):
         raise _bad("a list of candle rows", rows)
-    bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
+    bar_ms = timeframe_ms(timeframe)
     by_ts: dict[int, Candle] = {}
-    for row in rows:
+    for raw in rows:
+        row = _candle_row(raw)
+        ts = _ms(row[0])
         quote_index = 7 if product is Product.SPOT and len(row) >= 8 else 6
-        candle = parse_candle_row(row, symbol, timeframe, quote_index=quote_index)
-        ts = datetime_to_ms(candle.timestamp)
-        if now_ms is not None and ts + bar_ms > now_ms:
-            candle = Candle(
-                candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high,
-                candle.low, candle.close, candle.volume, candle.quote_volume, closed=False,
-            )  # fmt: skip
-        by_ts[ts] = candle
+        closed = now_ms is None or ts + bar_ms <= now_ms
+        by_ts[ts] = parse_candle_row(row, symbol, timeframe, quote_index=quote_index, closed=closed)
     return [by_ts[ts] for ts in sorted(by_ts)]
 
 

@@ -77,7 +77,7 @@ from chimera_lab.exchange.parsing import (
 from chimera_lab.exchange.signing import ws_login_sign
 from chimera_lab.exchange.stream_candles import CandleSyncMixin, _CandleSub
 from chimera_lab.logging import get_logger
-from chimera_lab.timeframes import timeframe_to_timedelta
+from chimera_lab.timeframes import ceil_to_bar, timeframe_ms
 
 __all__ = ["BitgetStream", "StreamEvent", "StreamState", "StreamStats", "StreamStatus"]
 
@@ -128,6 +128,7 @@ class StreamStats:
     dropped: int = 0
     backfilled: int = 0
     candles_emitted: int = 0
+    bad_pushes: int = 0  # malformed data pushes dropped (logged as exchange.ws.bad_push)
 
 
 @dataclass
@@ -150,6 +151,12 @@ class _Marker:
 
     def __init__(self, socket: str) -> None:
         self.socket = socket
+
+
+class _BadLoginReply(Exception):
+    # A login reply that is not a JSON object: a broken connection or proxy, not a refusal,
+    # so the socket reconnects instead of failing the stream.
+    pass
 
 
 class _Failure:
@@ -369,14 +376,12 @@ class BitgetStream(CandleSyncMixin):
             "channel": ws_candle_channel(timeframe),
             "instId": symbol,
         }
-        bar_ms = int(timeframe_to_timedelta(timeframe).total_seconds() * 1000)
-        since_ms = None
+        bar_ms = timeframe_ms(timeframe)
+        last_emitted_ms = None  # set by the first snapshot
         if since is not None:
-            since_ms = -(-datetime_to_ms(since) // bar_ms) * bar_ms  # first bar at/after since
-        self._candles[_key(arg)] = _CandleSub(
-            symbol, timeframe, prod, bar_ms, None if since_ms is None else since_ms - bar_ms,
-            since_ms,
-        )  # fmt: skip
+            # The bar before the first one at/after `since` counts as emitted.
+            last_emitted_ms = ceil_to_bar(datetime_to_ms(since), bar_ms) - bar_ms
+        self._candles[_key(arg)] = _CandleSub(symbol, timeframe, prod, bar_ms, last_emitted_ms)
         await self._subscribe("public", arg)
 
     async def subscribe_ticker(self, symbol: str, *, product: Product | None = None) -> None:
@@ -408,7 +413,7 @@ class BitgetStream(CandleSyncMixin):
     async def _subscribe_private(
         self, channel: str, symbol: str | None, product: Product | None
     ) -> None:
-        self._login_args(0)  # fail early without credentials
+        self.settings.credentials()  # fail early without credentials
         prod = self._product(product)
         arg = {"instType": prod.inst_type, "channel": channel, "instId": symbol or "default"}
         self._private_products[_key(arg)] = prod
@@ -434,18 +439,13 @@ class BitgetStream(CandleSyncMixin):
     # -- connections -----------------------------------------------------------------------
 
     def _login_args(self, ts_s: int) -> dict[str, str]:
-        s = self.settings
-        if s.api_key is None or s.api_secret is None or s.passphrase is None:
-            raise AuthenticationError(
-                "private channels need API credentials; set CHIMERA_BITGET__API_KEY, "
-                "CHIMERA_BITGET__API_SECRET and CHIMERA_BITGET__PASSPHRASE"
-            )
+        key, secret, passphrase = self.settings.credentials()
         ts = str(ts_s)
         return {
-            "apiKey": s.api_key.get_secret_value(),
-            "passphrase": s.passphrase.get_secret_value(),
+            "apiKey": key,
+            "passphrase": passphrase,
             "timestamp": ts,
-            "sign": ws_login_sign(s.api_secret.get_secret_value(), ts),
+            "sign": ws_login_sign(secret, ts),
         }
 
     async def _send(self, sock: _Socket, ws: ClientConnection, text: str) -> None:
@@ -522,13 +522,26 @@ class BitgetStream(CandleSyncMixin):
                         sock.connected.clear()
             except AuthenticationError as exc:
                 # Login refused for its timestamp: measure the server clock once and retry.
-                if exc.code != "30014" or resynced or not await self._resync_clock():
+                sync = self._clock_sync()
+                if exc.code != "30014" or resynced or sync is None:
                     raise
-                resynced = True
-                reason = f"login timestamp expired ({exc.code}); clock resynced"
+                try:
+                    await sync()
+                except ExchangeError as sync_exc:
+                    # REST unreachable or busy for the moment: not a reason to give up the
+                    # stream; try the login (and the resync) again after the usual backoff.
+                    reason = (
+                        f"login timestamp expired ({exc.code}); clock resync failed "
+                        f"({type(sync_exc).__name__}: {sync_exc})"
+                    )
+                else:
+                    resynced = True
+                    reason = f"login timestamp expired ({exc.code}); clock resynced"
             except ConfigError:
                 raise  # a bad URL: reconnecting cannot help
-            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+            except (
+                OSError, ConnectionClosed, InvalidHandshake, TimeoutError, _BadLoginReply
+            ) as exc:  # fmt: skip
                 reason = f"{type(exc).__name__}: {exc}"
             except InvalidURI as exc:
                 raise ConfigError(f"bad WebSocket URL {sock.url!r}: {exc}") from exc
@@ -564,12 +577,10 @@ class BitgetStream(CandleSyncMixin):
         now_ms = timestamp_ms() if timestamp_ms is not None else int(time.time() * 1000)
         return now_ms // 1000
 
-    async def _resync_clock(self) -> bool:
+    def _clock_sync(self) -> Callable[[], Awaitable[object]] | None:
+        # The REST client's sync_time, when it has one and auto_time_sync is on.
         sync: Callable[[], Awaitable[object]] | None = getattr(self._rest, "sync_time", None)
-        if sync is None or not self.settings.auto_time_sync:
-            return False
-        await sync()
-        return True
+        return sync if self.settings.auto_time_sync else None
 
     async def _login(self, sock: _Socket, ws: ClientConnection) -> None:
         args = self._login_args(self._server_time_s())
@@ -578,7 +589,12 @@ class BitgetStream(CandleSyncMixin):
             raw = await asyncio.wait_for(ws.recv(), timeout=self.settings.ws_pong_timeout_s)
             if raw == "pong":
                 continue
-            message = json.loads(raw)
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                message = None
+            if not isinstance(message, dict):
+                raise _BadLoginReply(f"login reply is not a JSON object: {str(raw)[:200]!r}")
             if message.get("event") == "login" and str(message.get("code")) in ("0", "00000"):
                 return
             if message.get("event") == "error":
@@ -679,8 +695,14 @@ class BitgetStream(CandleSyncMixin):
                 continue
             try:
                 await self._on_push({str(k): str(v) for k, v in arg.items()}, data)
-            except ExchangeError as exc:
-                log.warning("exchange.ws.bad_push", arg=arg, error=str(exc))
+            except (ExchangeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                # A malformed push (missing keys, wrong shapes) is dropped, not fatal: one
+                # bad message must not end a 24/7 stream.
+                self.stats.bad_pushes += 1
+                log.warning(
+                    "exchange.ws.bad_push", socket=socket, channel=arg.get("channel"), arg=arg,
+                    error=f"{type(exc).__name__}: {exc}",
+                )  # fmt: skip
 
     def _on_event(self, socket: str, message: dict[str, Any]) -> None:
         if message.get("event") != "error":

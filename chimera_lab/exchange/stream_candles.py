@@ -6,25 +6,18 @@ snapshot and, where that does not reach, from REST history candles; but only onc
 covers the whole gap (history may lag the stream). An incomplete answer is retried on the
 next push; after ``backfill_attempts`` tries the hole is reported (``_gap_notice``) and
 skipped.
-
-Examples
---------
->>> from datetime import UTC, datetime
->>> c = Candle("BTCUSDT", "1m", datetime(2024, 1, 1, tzinfo=UTC), 1.0, 2.0, 0.5, 1.5, 10.0,
-...            closed=False)
->>> _with_closed(c, True).closed
-True
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from chimera_lab.errors import ChimeraError
 from chimera_lab.exchange.base import Candle, Exchange, Priority, Product
-from chimera_lab.exchange.parsing import datetime_to_ms, ms_to_datetime, parse_candle_row
+from chimera_lab.exchange.fetch import _fetch_chunk
+from chimera_lab.exchange.parsing import datetime_to_ms, parse_candle_row
 from chimera_lab.logging import get_logger
 
 if TYPE_CHECKING:
@@ -42,7 +35,6 @@ class _CandleSub:
     product: Product
     bar_ms: int
     last_emitted_ms: int | None  # None until the first snapshot sets the baseline
-    since_ms: int | None
     forming: Candle | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     backfill_tries: int = 0  # consecutive backfills that could not close the gap
@@ -80,7 +72,7 @@ class CandleSyncMixin:
             if ts < newest:
                 closed[ts] = candle  # a newer bar exists: this one is final
         if sub.forming is None or datetime_to_ms(sub.forming.timestamp) <= newest:
-            sub.forming = _with_closed(rows[newest], False)
+            sub.forming = replace(rows[newest], closed=False)
         if sub.last_emitted_ms is None:
             # First snapshot without `since`: start after the newest closed bar seen.
             sub.last_emitted_ms = max(closed) if closed else newest - sub.bar_ms
@@ -92,7 +84,7 @@ class CandleSyncMixin:
             if ts > sub.last_emitted_ms + sub.bar_ms and not await self._backfill(sub, ts):
                 return  # REST failed: the next push retries the whole gap
             if ts > sub.last_emitted_ms:
-                await self._emit(sub, _with_closed(closed[ts], True))
+                await self._emit(sub, replace(closed[ts], closed=True))
         if self.include_forming and sub.forming is not None:
             self._offer(sub.forming)
 
@@ -102,29 +94,18 @@ class CandleSyncMixin:
         # incomplete answer returns False and the next push tries again; after
         # `backfill_attempts` tries the hole is reported as a "gap" and skipped.
         assert sub.last_emitted_ms is not None and self._rest is not None
-        missing: dict[int, Candle] = {}
-        end_ms = before_ms
         try:
-            while end_ms > sub.last_emitted_ms + sub.bar_ms:
-                page = await self._rest.get_history_candles(
-                    sub.symbol, sub.timeframe, end=ms_to_datetime(end_ms), limit=200,
-                    product=sub.product, priority=Priority.MONITORING,
-                )  # fmt: skip
-                fresh = [c for c in page if datetime_to_ms(c.timestamp) > sub.last_emitted_ms]
-                for c in fresh:
-                    missing[datetime_to_ms(c.timestamp)] = c
-                if not fresh:
-                    break
-                oldest = min(datetime_to_ms(c.timestamp) for c in fresh)
-                if oldest >= end_ms:
-                    break
-                end_ms = oldest
+            page = await _fetch_chunk(
+                self._rest, sub.symbol, sub.timeframe, sub.last_emitted_ms + sub.bar_ms,
+                before_ms, sub.product, priority=Priority.MONITORING,
+            )  # fmt: skip
         except ChimeraError as exc:
             log.warning(
                 "exchange.ws.backfill_failed", symbol=sub.symbol, timeframe=sub.timeframe,
                 error=f"{type(exc).__name__}: {exc}",
             )  # fmt: skip
             return False
+        missing = {datetime_to_ms(c.timestamp): c for c in page}
         wanted = range(sub.last_emitted_ms + sub.bar_ms, before_ms, sub.bar_ms)
         holes = [ts for ts in wanted if ts not in missing]
         if holes:
@@ -137,10 +118,9 @@ class CandleSyncMixin:
                 return False
             await self._gap_notice(sub, holes)
         sub.backfill_tries = 0
-        for ts in sorted(missing):
-            if sub.last_emitted_ms < ts < before_ms:
-                self.stats.backfilled += 1
-                await self._emit(sub, _with_closed(missing[ts], True))
+        for candle in page:  # oldest first, all inside (last_emitted, before_ms)
+            self.stats.backfilled += 1
+            await self._emit(sub, replace(candle, closed=True))
         log.info(
             "exchange.ws.backfill", symbol=sub.symbol, timeframe=sub.timeframe, bars=len(missing)
         )
@@ -150,12 +130,3 @@ class CandleSyncMixin:
         sub.last_emitted_ms = datetime_to_ms(candle.timestamp)
         self.stats.candles_emitted += 1
         await self._deliver(candle)
-
-
-def _with_closed(candle: Candle, closed: bool) -> Candle:
-    if candle.closed is closed:
-        return candle
-    return Candle(
-        candle.symbol, candle.timeframe, candle.timestamp, candle.open, candle.high, candle.low,
-        candle.close, candle.volume, candle.quote_volume, closed,
-    )  # fmt: skip

@@ -132,10 +132,6 @@ class TradingMixin:
             priority: Priority | None = None,
         ) -> tuple[Any, int | None]: ...
 
-        async def sync_time(self) -> int:
-            """Measure the server clock (see BitgetClient.sync_time)."""
-            ...
-
     def _check_trading_allowed(self) -> None:
         s = self.settings
         host = httpx.URL(s.base_url).host
@@ -204,7 +200,6 @@ class TradingMixin:
         attempt = 0
         pending: ExchangeError | None = None  # an ambiguous failure not yet reconciled
         maybe_placed = False  # an earlier attempt may have placed the order
-        resynced = False
         try:
             while True:
                 attempt += 1
@@ -234,15 +229,6 @@ class TradingMixin:
                     raise
                 except ExchangeError as exc:
                     circuit.record(exc)
-                    if (
-                        exc.code == "40008"
-                        and self.settings.auto_time_sync
-                        and not resynced
-                        and attempt < self._retry.max_attempts
-                    ):
-                        resynced = True  # refused for its timestamp: nothing was placed
-                        await self.sync_time()
-                        continue
                     ambiguous = _is_ambiguous(exc)
                     maybe_placed = maybe_placed or ambiguous
                     if not self._retry.should_retry(exc, attempt):
@@ -283,7 +269,7 @@ class TradingMixin:
         return OrderAck(found.order_id, client_oid, recovered=True, status=found.status)
 
     async def _reconcile(
-        self, symbol: str, client_oid: str, product: Product, cause: ExchangeError | None
+        self, symbol: str, client_oid: str, product: Product, cause: ExchangeError
     ) -> Order | None:
         # Ask the exchange whether an order with this clientOid exists; if even that fails
         # the outcome is unknown and the caller must hear so.
@@ -294,7 +280,7 @@ class TradingMixin:
                 f"order clientOid={client_oid} may or may not have been placed: the lookup "
                 f"failed ({type(exc).__name__}: {exc}); look it up later by this clientOid",
                 client_oid=client_oid,
-            ) from (cause or exc)
+            ) from cause
 
     async def cancel_order(
         self,

@@ -21,7 +21,13 @@ import pytest
 from chimera_lab.config import Settings
 from chimera_lab.data import DuckDBStore, Store, find_gaps, parse_store_url
 from chimera_lab.data.synthetic import make_ohlcv
-from chimera_lab.errors import ConfigError, DataError, DataQualityWarning, StoreError
+from chimera_lab.errors import (
+    ConfigError,
+    DataError,
+    DataQualityWarning,
+    StoreError,
+    UnknownSeriesError,
+)
 from chimera_lab.frames import validate_ohlcv
 from chimera_lab.timeframes import TIMEFRAMES
 
@@ -401,6 +407,19 @@ def test_read_unknown_timeframe_names_timeframes_and_suggests_resample(
 ) -> None:
     store.write_bars("BTCUSDT", "1m", ohlcv)
     with pytest.raises(StoreError, match=r"no 1h bars for BTCUSDT.*in 1m.*store.resample"):
+        store.read_bars("BTCUSDT", "1h")
+
+
+def test_every_missing_series_raises_unknown_series_error(
+    tmp_path: Path, store: Store, ohlcv: pd.DataFrame
+) -> None:
+    # Callers (fetch resume) treat exactly this subclass as "nothing stored yet".
+    with pytest.raises(UnknownSeriesError, match="is empty"):
+        Store(tmp_path / "none.duckdb", settings=make_settings()).read_bars("BTCUSDT", "1m")
+    store.write_bars("BTCUSDT", "1m", ohlcv)
+    with pytest.raises(UnknownSeriesError, match="no symbol 'ETHUSDT'"):
+        store.read_bars("ETHUSDT", "1m")
+    with pytest.raises(UnknownSeriesError, match="no 1h bars for BTCUSDT"):
         store.read_bars("BTCUSDT", "1h")
 
 

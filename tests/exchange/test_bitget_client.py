@@ -302,6 +302,50 @@ async def test_stale_timestamp_is_refused_then_resynced(clock: FakeClock) -> Non
     assert ack.order_id and len(fake.orders) == 1
 
 
+def skewed_client(fake: FakeBitget, **bitget: object) -> BitgetClient:
+    # A fresh client whose wall clock is 120 s behind the exchange's (past the 30 s window).
+    return BitgetClient(
+        make_settings(**bitget), transport=fake.transport(),
+        wall_clock=lambda: fake.now_ms() / 1000 - 120,
+    )  # fmt: skip
+
+
+async def test_cancel_with_a_skewed_clock_resyncs_and_succeeds() -> None:
+    fake = FakeBitget()
+    fake.orders["demo-order-0001"] = FakeOrder(
+        "1001", "demo-order-0001", "BTCUSDT", "buy", "limit", "30000", "0.001"
+    )
+    cancel = "/api/v2/spot/trade/cancel-order"
+    async with skewed_client(fake) as ex:
+        done = await ex.cancel_order("BTCUSDT", order_id="1001")
+        assert 119_000 < ex.time_offset_ms < 121_000
+    assert done.status is OrderStatus.CANCELLED and done.order_id == "1001"
+    assert fake.orders["demo-order-0001"].status == "cancelled"
+    # Refused for its timestamp, clock measured, the same cancel sent once more.
+    assert [r.url.path for r in fake.requests] == [cancel, "/api/v2/public/time", cancel]
+
+
+async def test_place_order_with_a_skewed_clock_resyncs_on_a_fresh_client() -> None:
+    fake = FakeBitget()
+    async with skewed_client(fake) as ex:
+        ack = await ex.place_order(worked_order())
+    assert not ack.recovered and len(fake.orders) == 1
+    assert [r.url.path for r in fake.requests] == [PLACE, "/api/v2/public/time", PLACE]
+
+
+async def test_a_failed_resync_raises_the_stale_timestamp_refusal_not_an_unknown_outcome() -> None:
+    fake = FakeBitget()
+    fake.fault("/api/v2/public/time", *["timeout"] * 3)  # the sync gets no answer
+    async with skewed_client(fake, retry_max_attempts=3) as ex:
+        with pytest.raises(AuthenticationError, match="40008") as info:
+            await ex.place_order(worked_order())
+    # Refused for its timestamp: nothing was placed, whatever became of the clock sync.
+    assert info.value.code == "40008"
+    assert isinstance(info.value.__cause__, OutcomeUnknown)
+    assert fake.orders == {}
+    assert [r.url.path for r in fake.requests] == [PLACE] + ["/api/v2/public/time"] * 3
+
+
 # -- retries and circuit --------------------------------------------------------------------
 
 

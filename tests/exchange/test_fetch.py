@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import chimera_lab.data
 from chimera_lab.config import Settings
 from chimera_lab.data.synthetic import make_ohlcv
-from chimera_lab.errors import ConfigError, ExchangeError, StoreError
+from chimera_lab.errors import ConfigError, ExchangeError, StoreError, UnknownSeriesError
 from chimera_lab.exchange import BitgetClient, Priority
 from chimera_lab.exchange.fetch import chunk_bounds, fetch_history, fetch_to_store, missing_runs
 from chimera_lab.exchange.simulator import BitgetSimulator
@@ -49,7 +49,7 @@ class MemoryStore:
         self, symbol: str, timeframe: str, start: object = None, end: object = None
     ) -> pd.DataFrame:
         if (symbol, timeframe) not in self.frames:
-            raise StoreError(f"no series {symbol} {timeframe}")
+            raise UnknownSeriesError(f"no series {symbol} {timeframe}")
         df = self.frames[(symbol, timeframe)]
         if start is not None:
             df = df[df.index >= pd.Timestamp(start)]
@@ -261,6 +261,26 @@ async def test_fetch_rejects_bad_ranges() -> None:
             await fetch_to_store(ex, store, "BTCUSDT", "1m", "2024-02-01", "2024-01-01")
         with pytest.raises(ConfigError, match="unknown timeframe"):
             await fetch_to_store(ex, store, "BTCUSDT", "7m", "2024-01-01", "2024-01-02")
+
+
+class LockedStore(MemoryStore):
+    """A store another process holds locked: every read fails (not "no such series")."""
+
+    def read_bars(
+        self, symbol: str, timeframe: str, start: object = None, end: object = None
+    ) -> pd.DataFrame:
+        raise StoreError("store is locked by another process (PID 4242)")
+
+
+async def test_a_store_error_other_than_unknown_series_stops_the_fetch() -> None:
+    # A locked or broken store must not read as empty: that would re-download the range.
+    fake = FakeBitget()
+    store = LockedStore()
+    async with BitgetClient(make_settings(), transport=fake.transport()) as ex:
+        with pytest.raises(StoreError, match="locked") as info:
+            await fetch_to_store(ex, store, "BTCUSDT", "1m", "2024-01-01", "2024-01-02")
+    assert not isinstance(info.value, UnknownSeriesError)
+    assert fake.requests == [] and store.writes == 0
 
 
 class UrlMemoryStore(MemoryStore):

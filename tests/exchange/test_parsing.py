@@ -81,6 +81,14 @@ def test_malformed_candle_rows_raise_exchange_error(row: object) -> None:
         parse_candles([row], "X", "1m", product=Product.SPOT)
 
 
+@pytest.mark.parametrize("row", [5, None, 1.5, {"ts": "1"}, b"1,2,3,4,5,6,7"])
+@pytest.mark.parametrize("product", [Product.SPOT, Product.USDT_FUTURES])
+def test_candle_rows_that_are_not_lists_raise_exchange_error(row: object, product: Product) -> None:
+    # Not a TypeError from len(): the payload is the exchange's fault, say so.
+    with pytest.raises(ExchangeError, match="a candle row of 7 or 8 columns"):
+        parse_candles([row], "X", "1m", product=product, now_ms=0)
+
+
 def test_candles_to_frame_follows_the_ohlcv_convention() -> None:
     rows = [[str(60_000 * i), "1", "2", "0.5", "1.5", "3", "4"] for i in range(5)]
     frame = candles_to_frame(parse_candles(rows, "X", "1m", product=Product.USDT_FUTURES))

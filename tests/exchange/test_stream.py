@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from chimera_lab.config import Settings
 from chimera_lab.data.synthetic import make_ohlcv
-from chimera_lab.errors import AuthenticationError, ExchangeError
+from chimera_lab.errors import AuthenticationError, ExchangeError, ExchangeUnavailable
 from chimera_lab.exchange import BitgetClient, Candle, Ticker
 from chimera_lab.exchange.parsing import datetime_to_ms
 from chimera_lab.exchange.simulator import BitgetSimulator
@@ -401,3 +402,118 @@ async def test_a_failing_keepalive_is_logged_and_the_connection_rebuilt() -> Non
     events = [json.loads(line) for line in lines.getvalue().splitlines()]
     failed = [e for e in events if e["event"] == "exchange.ws.pinger_failed"]
     assert len(failed) == 1 and "a bug in the keep-alive" in failed[0]["error"]
+
+
+# -- failures that must not end the stream ---------------------------------------------------
+
+
+def _login_server(login_replies: list[str], pushes: list[dict[str, Any]] | None = None) -> Any:
+    # A WebSocket handler: answers the n-th login with login_replies[n] (then "ok" for the
+    # rest), acknowledges subscriptions and then sends `pushes`. Counts the logins.
+    logins: list[int] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for message in ws:
+            if message == "ping":
+                await ws.send("pong")
+                continue
+            request = json.loads(message)
+            if request["op"] == "login":
+                n = len(logins)
+                logins.append(n)
+                reply = login_replies[n] if n < len(login_replies) else "ok"
+                if reply == "ok":
+                    await ws.send(json.dumps({"event": "login", "code": "0", "msg": ""}))
+                elif reply == "expired":
+                    await ws.send(json.dumps({"event": "error", "code": "30014", "msg": "expired"}))
+                else:
+                    await ws.send(reply)
+                continue
+            for arg in request["args"]:
+                await ws.send(json.dumps({"event": "subscribe", "arg": arg}))
+            for push in pushes or []:
+                await ws.send(json.dumps(push))
+
+    handler.logins = logins  # type: ignore[attr-defined]
+    return handler
+
+
+class _FlakyClockSync:
+    """A REST stand-in whose first clock sync fails (exchange busy), later ones succeed."""
+
+    def __init__(self) -> None:
+        self.syncs = 0
+
+    def timestamp_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    async def sync_time(self) -> int:
+        self.syncs += 1
+        if self.syncs == 1:
+            raise ExchangeUnavailable("Bitget 40015: System busy (GET /api/v2/public/time)")
+        return 0
+
+
+async def test_a_failed_clock_resync_after_a_login_refusal_reconnects_instead_of_failing() -> None:
+    handler = _login_server(["expired", "expired"])
+    rest = _FlakyClockSync()
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        settings = settings_for("http://127.0.0.1:9", url)
+        async with BitgetStream(settings, rest=rest) as stream:  # type: ignore[arg-type]
+            await stream.subscribe_orders()
+            notices: list[object] = []
+            async with asyncio.timeout(10):
+                while not (isinstance(e := await stream.next_event(), StreamStatus)
+                           and e.kind == "connected"):  # fmt: skip
+                    notices.append(e)
+    # login refused -> sync fails (busy) -> backoff, login refused -> sync ok -> logged in
+    assert handler.logins == [0, 1, 2] and rest.syncs == 2
+    reasons = [e.reason for e in notices if isinstance(e, StreamStatus)]
+    assert len(reasons) == 2
+    assert "clock resync failed (ExchangeUnavailable" in reasons[0]
+    assert "clock resynced" in reasons[1]
+
+
+async def test_a_non_json_login_reply_reconnects_instead_of_failing() -> None:
+    handler = _login_server(["<html>502 Bad Gateway</html>", '["not", "an", "object"]'])
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        settings = settings_for("http://127.0.0.1:9", url)
+        async with BitgetStream(settings, rest=BitgetClient(settings)) as stream:
+            await stream.subscribe_orders()
+            await stream.wait_ready(10)
+            assert stream.state is StreamState.OPENED
+    assert handler.logins == [0, 1, 2]
+
+
+async def test_malformed_pushes_are_dropped_counted_and_the_stream_goes_on() -> None:
+    ticker = {"instType": "SPOT", "channel": "ticker", "instId": "BTCUSDT"}
+    trade = {"instType": "SPOT", "channel": "trade", "instId": "BTCUSDT"}
+    pushes: list[dict[str, Any]] = [
+        {"arg": {"channel": "ticker", "instId": "BTCUSDT"}, "data": [{}]},  # no instType
+        {"arg": trade, "data": [{"ts": "soon"}, {"ts": "1"}]},  # unparsable sort key
+        {"arg": trade, "data": ["not-a-trade", "nor-this"]},  # items are not objects
+        {"arg": ticker, "data": [{"instId": "BTCUSDT", "lastPr": "42000.5", "ts": "1"}]},
+    ]
+    handler = _login_server([], pushes)
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        settings = settings_for("http://127.0.0.1:9", url)
+        lines = io.StringIO()
+        log_handler = configure_logging(settings, stream=lines)
+        try:
+            async with BitgetStream(settings, rest=BitgetClient(settings)) as stream:
+                await stream.subscribe_ticker("BTCUSDT")
+                async with asyncio.timeout(10):
+                    event = await stream.next_event()
+                    while not isinstance(event, Ticker):
+                        event = await stream.next_event()
+                assert event.last == Decimal("42000.5")
+                assert stream.stats.bad_pushes == 3 and stream.state is StreamState.OPENED
+        finally:
+            logging.getLogger().removeHandler(log_handler)
+    events = [json.loads(line) for line in lines.getvalue().splitlines()]
+    bad = [e for e in events if e["event"] == "exchange.ws.bad_push"]
+    assert [e["channel"] for e in bad] == ["ticker", "trade", "trade"]
+    assert [e["error"].split(":")[0] for e in bad] == ["KeyError", "ValueError", "AttributeError"]
