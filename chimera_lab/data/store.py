@@ -333,19 +333,24 @@ class Store:
         StoreError
             If neither the series nor a finer one that divides it is stored.
         """
-        stored = self.timeframes(symbol) if symbol in self.symbols() else []
-        if timeframe in stored:
-            return self.read_bars(symbol, timeframe, start, end)
-        target = timeframe_to_timedelta(timeframe)
-        sources = [
-            tf
-            for tf in stored  # shortest first
-            if timeframe_to_timedelta(tf) < target
-            and target % timeframe_to_timedelta(tf) == pd.Timedelta(0)
-        ]
-        if not sources:
-            return self.read_bars(symbol, timeframe, start, end)  # raises, naming what exists
-        return self.resample(symbol, timeframe, sources[0], start, end)
+        symbol = check_symbol(symbol)
+        # Stored names are canonical: "1H" or "60min" must find the stored 1h series, not
+        # resample it from 1m.
+        tf, step_ns = canonical_timeframe(timeframe)
+        # One session: the lookups and the read see the same store and open it once.
+        with self.session():
+            stored = self.timeframes(symbol) if symbol in self.symbols() else []
+            if tf in stored:
+                return self.read_bars(symbol, tf, start, end)
+            sources = [
+                source
+                for source in stored  # shortest first
+                if (source_ns := canonical_timeframe(source)[1]) < step_ns
+                and step_ns % source_ns == 0
+            ]
+            if not sources:
+                return self.read_bars(symbol, tf, start, end)  # raises, naming what exists
+            return self.resample(symbol, tf, sources[0], start, end)
 
     def coverage(self, symbol: str | None = None) -> pd.DataFrame:
         """Return one row per series: symbol, timeframe, first, last, rows, gaps, missing_bars.

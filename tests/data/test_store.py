@@ -691,3 +691,43 @@ def test_bars_reads_stored_or_resamples_from_the_finest_divisor(tmp_path: Path) 
     )
     with pytest.raises(StoreError):
         store.bars("ETHUSDT", "1h")
+
+
+@pytest.mark.parametrize("alias", ["1H", "60min", "1hour", " 1h"])
+def test_bars_timeframe_alias_reads_the_stored_series(tmp_path: Path, alias: str) -> None:
+    # With 1m and 1h stored, an alias of 1h must return the stored 1h bars (here unrelated
+    # to the 1m ones), not 1h bars resampled from 1m.
+    url = str(tmp_path / "alias.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    store.write_bars("BTCUSDT", "1h", make_ohlcv(10, seed=6, timeframe="1h"))
+    pd.testing.assert_frame_equal(
+        store.bars("BTCUSDT", alias), store.read_bars("BTCUSDT", "1h"), check_exact=True
+    )
+
+
+def test_bars_resamples_for_an_alias_and_a_padded_symbol(tmp_path: Path) -> None:
+    url = str(tmp_path / "pad.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    pd.testing.assert_frame_equal(
+        store.bars(" BTCUSDT ", "60min"), store.resample("BTCUSDT", "1h"), check_exact=True
+    )
+
+
+def test_bars_opens_the_store_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(tmp_path / "once.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    assert isinstance(store, DuckDBStore)
+    attaches: list[bool] = []
+    real_attach = DuckDBStore._attach
+
+    def counting_attach(self: DuckDBStore, con: object, *, write: bool) -> None:
+        attaches.append(write)
+        real_attach(self, con, write=write)
+
+    monkeypatch.setattr(DuckDBStore, "_attach", counting_attach)
+    store.bars("BTCUSDT", "1h")
+    store.bars("BTCUSDT", "1m")
+    assert attaches == [False, False]
