@@ -91,8 +91,9 @@ from chimera_lab.data._duckdb_sql import (
     bars_query,
     columns,
     first_row,
+    parse_rollups,
+    purge_series,
     resample_query,
-    rollup_table,
 )
 from chimera_lab.data._duckdb_write import (
     check_buckets,
@@ -429,7 +430,7 @@ class DuckDBStore(Store):
             self._schema_checked = self._schema_version(con) is not None
         if row is None:
             raise unknown_series_error(self.url, symbol, timeframe, self._all_series(con))
-        return int(row[0]), int(row[1]), {r for r in str(row[2]).split(",") if r}
+        return int(row[0]), int(row[1]), parse_rollups(row[2])
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -655,12 +656,7 @@ class DuckDBStore(Store):
             sid, count, rollups = self._require_series(con, symbol, tf)
             con.execute("BEGIN TRANSACTION")
             try:
-                for name in sorted(rollups):
-                    con.execute(
-                        f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid]
-                    )
-                for table in ("gaps", "bars"):
-                    con.execute(f"DELETE FROM {DB}.{table} WHERE series_id = $1", [sid])
+                purge_series(con, sid, rollups)
                 con.execute(f"DELETE FROM {DB}.series WHERE id = $1", [sid])
                 con.execute("COMMIT")
             except BaseException:

@@ -560,6 +560,33 @@ def test_last_timestamp_symbols_timeframes_and_delete(store: Store, ohlcv: pd.Da
     assert store.resample("BTCUSDT", "5m")["volume"].iloc[0] == ohlcv["volume"].iloc[:5].sum()
 
 
+def test_delete_leaves_no_rollup_gap_or_bar_rows_of_the_series(
+    store_url: str, ohlcv: pd.DataFrame
+) -> None:
+    import duckdb
+
+    store = Store(store_url, settings=make_settings(store_url, rollup_timeframes=["5m", "1h"]))
+    store.write_bars("BTCUSDT", "1m", ohlcv.drop(ohlcv.index[100:110]))  # one gap
+    store.write_bars("ETHUSDT", "1m", ohlcv.drop(ohlcv.index[50:52]))
+    assert store.delete("BTCUSDT", "1m") == 1990
+    con = duckdb.connect(store_url, read_only=True)
+    try:
+        rows = {
+            table: con.execute(f"SELECT series_id, count(*) FROM {table} GROUP BY 1").fetchall()
+            for table in ("bars", "gaps", "rollup_5m", "rollup_1h")
+        }
+        series = con.execute("SELECT id, symbol FROM series").fetchall()
+    finally:
+        con.close()
+    assert series == [(2, "ETHUSDT")]
+    assert rows == {
+        "bars": [(2, 1998)],
+        "gaps": [(2, 1)],
+        "rollup_5m": [(2, 400)],
+        "rollup_1h": [(2, 34)],
+    }
+
+
 # --- sessions, pickling, locking in one process --------------------------------------------
 
 
