@@ -46,7 +46,7 @@ def _open_store(store_url: str | None, *, create: bool = False) -> Any:
     from chimera_lab.data import Store
 
     settings = get_settings()
-    store = Store(store_url or settings.store.url, settings=settings)
+    store = Store(store_url or None, settings=settings)
     path = getattr(store, "path", None)
     if isinstance(path, Path):
         if path.is_dir():

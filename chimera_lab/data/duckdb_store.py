@@ -155,9 +155,7 @@ class DuckDBStore(Store):
     def __init__(
         self, url: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
     ) -> None:
-        from chimera_lab.config import Settings
-
-        self.settings = settings if settings is not None else Settings()
+        self.settings = self._take_settings(settings)
         raw = url if url is not None else self.settings.store.url
         parsed = parse_store_url(raw)
         if parsed.backend != "duckdb":  # pragma: no cover - parse_store_url raises first

@@ -200,6 +200,10 @@ class Store:
     """
 
     url: str
+    # Settings that Store.__new__ built to choose the backend. Python then calls the
+    # backend's __init__ with the caller's arguments (settings=None), which takes these
+    # instead of reading the environment and .env a second time.
+    _settings_from_new: Settings | None = None
 
     _INTERFACE: tuple[str, ...] = (
         "write_bars",
@@ -228,16 +232,32 @@ class Store:
         """Return an instance of the backend named by ``url`` (when called on ``Store``)."""
         if cls is Store:
             if url is None:
-                from chimera_lab.config import Settings
+                if settings is None:
+                    from chimera_lab.config import Settings
 
-                url = (settings or Settings()).store.url
+                    settings = Settings()
+                url = settings.store.url
             parsed = parse_store_url(url)
             if parsed.backend == "duckdb":
                 from chimera_lab.data.duckdb_store import DuckDBStore
 
-                return super().__new__(DuckDBStore)
+                store = super().__new__(DuckDBStore)
+                store._settings_from_new = settings
+                return store
             raise StoreError(f"no store backend {parsed.backend!r}")  # pragma: no cover
         return super().__new__(cls)
+
+    def _take_settings(self, settings: Settings | None) -> Settings:
+        # The settings a backend's __init__ uses: the caller's, else those Store.__new__
+        # built, else fresh ones (a backend class instantiated directly).
+        built, self._settings_from_new = self._settings_from_new, None
+        if settings is not None:
+            return settings
+        if built is not None:
+            return built
+        from chimera_lab.config import Settings
+
+        return Settings()
 
     def write_bars(self, symbol: str, timeframe: str, df: pd.DataFrame) -> int:
         """Upsert bars: a series holds at most one bar per bucket of its timeframe.

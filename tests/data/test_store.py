@@ -94,6 +94,32 @@ def test_store_default_url_comes_from_settings(tmp_path: Path) -> None:
     assert store.path == tmp_path / "default.duckdb"
 
 
+def test_store_without_url_or_settings_reads_the_settings_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store() builds Settings to pick the backend; the backend must reuse them, not read the
+    # environment and .env again (and warn twice about a mistyped variable).
+    from chimera_lab.config import ConfigWarning
+
+    monkeypatch.setenv("CHIMERA_STORE__URL", str(tmp_path / "env.duckdb"))
+    monkeypatch.setenv("CHIMERA_STORE__LOCK_TIMOUT_S", "3")  # a typo: warned about
+    with pytest.warns(ConfigWarning, match="LOCK_TIMOUT_S") as record:
+        store = Store()
+    assert len(record) == 1
+    assert isinstance(store, DuckDBStore)
+    assert store.path == tmp_path / "env.duckdb"
+    assert store.settings.store.url == str(tmp_path / "env.duckdb")
+    assert "_settings_from_new" not in pickle.loads(pickle.dumps(store)).__dict__
+
+
+def test_store_with_url_or_settings_uses_them(tmp_path: Path) -> None:
+    settings = make_settings(":memory:", lock_timeout_s=7.0)
+    store = Store(tmp_path / "given.duckdb", settings=settings)
+    assert isinstance(store, DuckDBStore) and store.settings is settings
+    assert store.path == tmp_path / "given.duckdb" and store.lock_timeout_s == 7.0
+    assert DuckDBStore(settings=settings).settings is settings
+
+
 def test_store_postgresql_url_says_later_release() -> None:
     with pytest.raises(StoreError, match="later release"):
         Store("postgresql://user@localhost/bars", settings=make_settings())
