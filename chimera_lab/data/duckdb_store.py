@@ -227,8 +227,21 @@ class DuckDBStore(Store):
             self._con, self._con_pid = con, pid
         return self._con
 
-    def _exists(self) -> bool:
-        # Whether there is a store to read (a missing file reads as an empty store).
+    def exists(self) -> bool:
+        """Return whether the store file exists (always ``True`` in memory).
+
+        Reads treat a missing file as an empty store; writes create it.
+
+        Raises
+        ------
+        StoreError
+            If the path names a directory.
+
+        Examples
+        --------
+        >>> DuckDBStore(":memory:").exists()
+        True
+        """
         if self.path is None:
             return True
         self._refuse_directory(self.path)
@@ -351,7 +364,7 @@ class DuckDBStore(Store):
                     self._session_depth -= 1
                 return
             con = self._connection()
-            attach = self.path is not None and (write or self._exists())
+            attach = self.path is not None and (write or self.exists())
             if attach:
                 self._attach(con, write=write)
             self._session_depth, self._session_write = 1, write
@@ -488,7 +501,7 @@ class DuckDBStore(Store):
         symbol = check_symbol(symbol)
         tf, step = canonical_timeframe(timeframe)
         lo, hi = window(start, end)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
             sid, count, _ = self._require_series(con, symbol, tf)
@@ -535,7 +548,7 @@ class DuckDBStore(Store):
                 f"{src_tf}; choose one of {', '.join(options)}"
             )
         lo, hi = window(start, end)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, src_tf, [])
         with self._open(write=False) as con:
             sid, _, rollups = self._require_series(con, symbol, src_tf)
@@ -552,7 +565,7 @@ class DuckDBStore(Store):
         if symbol is not None:
             symbol = check_symbol(symbol)
         rows: list[tuple[Any, ...]] = []
-        if self._exists():
+        if self.exists():
             with self._open(write=False) as con:
                 if self._schema_version(con) is not None:
                     rows = con.execute(
@@ -586,7 +599,7 @@ class DuckDBStore(Store):
         """
         symbol = check_symbol(symbol)
         tf, step = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
             sid, _, _ = self._require_series(con, symbol, tf)
@@ -601,7 +614,7 @@ class DuckDBStore(Store):
         """Return the open time of the newest stored bar, or ``None`` if there is none."""
         symbol = check_symbol(symbol)
         tf, _ = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             return None
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
@@ -615,7 +628,7 @@ class DuckDBStore(Store):
 
     def symbols(self) -> list[str]:
         """Return the stored symbols, sorted."""
-        if not self._exists():
+        if not self.exists():
             return []
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
@@ -626,7 +639,7 @@ class DuckDBStore(Store):
     def timeframes(self, symbol: str) -> list[str]:
         """Return the timeframes stored for ``symbol``, shortest first."""
         symbol = check_symbol(symbol)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, None, [])
         with self._open(write=False) as con:
             series = self._all_series(con) if self._schema_version(con) is not None else []
@@ -648,7 +661,7 @@ class DuckDBStore(Store):
         """
         symbol = check_symbol(symbol)
         tf, _ = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=True) as con:
             sid, count, rollups = self._require_series(con, symbol, tf)

@@ -216,6 +216,7 @@ class Store:
         "timeframes",
         "delete",
         "session",
+        "exists",
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -405,6 +406,16 @@ class Store:
 
         While a session is open this process keeps the store's lock: a read session blocks
         writers in other processes, a write session blocks every other process.
+        """
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        """Return whether the store is there to read (a missing file reads as empty).
+
+        Raises
+        ------
+        StoreError
+            If the URL names something that cannot be a store (a directory, say).
         """
         raise NotImplementedError
 

@@ -374,6 +374,20 @@ def test_store_written_before_one_bar_per_bucket_is_upgraded_on_next_write(
     )
 
 
+def test_exists_tells_a_missing_file_from_a_store_and_refuses_a_directory(
+    tmp_path: Path,
+) -> None:
+    assert Store(":memory:", settings=make_settings()).exists()
+    url = str(tmp_path / "e.duckdb")
+    store = Store(url, settings=make_settings(url))
+    assert not store.exists()
+    assert store.symbols() == [] and not store.exists()  # reading does not create it
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(3))
+    assert store.exists()
+    with pytest.raises(StoreError, match="is a directory, not a DuckDB file"):
+        Store(tmp_path, settings=make_settings()).exists()
+
+
 def test_store_path_that_is_a_directory_is_an_error(tmp_path: Path) -> None:
     store = Store(tmp_path, settings=make_settings())
     with pytest.raises(StoreError, match="is a directory, not a DuckDB file"):
