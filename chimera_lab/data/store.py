@@ -620,15 +620,6 @@ def gaps_frame(prev: np.ndarray, nxt: np.ndarray, missing: np.ndarray, step: int
     )
 
 
-def empty_ohlcv() -> pd.DataFrame:
-    """Return a zero-row frame in the OHLCV convention."""
-    empty = np.empty(0, dtype=np.float64)
-    return pd.DataFrame(
-        {c: empty for c in ("open", "high", "low", "close", "volume")},
-        index=utc_index(np.empty(0, dtype=np.int64)),
-    )
-
-
 def ohlcv_frame(columns: dict[str, Any]) -> pd.DataFrame:
     """Build an OHLCV frame from query results (``ts`` and the five columns), sorted by time."""
     ts = np.asarray(columns["ts"], dtype=np.int64)
