@@ -23,7 +23,7 @@ import difflib
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -198,19 +198,44 @@ class RiskSettings(BaseModel):
     )
     regime_limits: dict[str, RegimeLimitsSettings] = Field(default_factory=_default_regime_limits)
 
-    @field_validator("regime_limits")
+    @field_validator("regime_limits", mode="before")
     @classmethod
-    def _known_regimes(
-        cls, value: dict[str, RegimeLimitsSettings]
-    ) -> dict[str, RegimeLimitsSettings]:
-        known = {"normal", "trending", "volatile", "crisis"}
-        unknown = set(value) - known
-        if unknown:
-            raise ValueError(
-                f"unknown regime(s) {sorted(unknown)}; expected some of {sorted(known)}"
-            )
-        merged = _default_regime_limits()
-        merged.update({k.lower(): v for k, v in value.items()})
+    def _merge_regime_limits(cls, value: Any) -> Any:
+        # Runs before validation so a partial override (one env variable such as
+        # CHIMERA_RISK__REGIME_LIMITS__CRISIS__VAR_LIMIT) only changes that field: the
+        # regime's other limits keep the regime's own defaults, never the looser class
+        # defaults. Anything that is not a mapping is left for pydantic to reject.
+        if not isinstance(value, Mapping):
+            return value
+        defaults = _default_regime_limits()
+        overrides: dict[str, Any] = {}
+        for key, limits in value.items():
+            name = key.lower() if isinstance(key, str) else key
+            if name not in defaults:
+                close = difflib.get_close_matches(str(name), defaults, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"unknown regime {key!r} in regime_limits; expected some of "
+                    f"{sorted(defaults)}{hint}"
+                )
+            if name in overrides:
+                raise ValueError(
+                    f"regime {name!r} is given twice in regime_limits (keys are "
+                    "case-insensitive); keep one"
+                )
+            overrides[name] = limits
+        merged: dict[str, Any] = {}
+        for name, default in defaults.items():
+            limits = overrides.get(name)
+            if limits is None:
+                merged[name] = default
+            elif isinstance(limits, RegimeLimitsSettings):
+                # only the fields the caller set override the regime's defaults
+                merged[name] = {**default.model_dump(), **limits.model_dump(exclude_unset=True)}
+            elif isinstance(limits, Mapping):
+                merged[name] = {**default.model_dump(), **limits}
+            else:
+                merged[name] = limits
         return merged
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.frames import validate_ohlcv
+from chimera_lab.timeframes import infer_bar_spacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,7 +61,9 @@ def plot_ohlcv(
         ax, ax_vol = fig.subplots(1, 1), None
     index = pd.DatetimeIndex(bars.index)
     x = index.tz_convert("UTC").tz_localize(None)
-    width = (np.median(np.diff(x.asi8)) if len(x) > 1 else 60e9) / 86_400e9 * 0.7
+    # matplotlib dates count days; a lone bar gets a 1-minute candle
+    spacing = infer_bar_spacing(index) if len(index) > 1 else pd.Timedelta(minutes=1)
+    width = spacing / pd.Timedelta(days=1) * 0.7
     up = (bars["close"] >= bars["open"]).to_numpy()
     colors = np.where(up, _UP, _DOWN)
     ax.vlines(x, bars["low"], bars["high"], colors=colors, linewidth=0.8)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from chimera_lab.config import BitgetSettings, RegimeLimitsSettings, Settings, iter_secret_values
+from chimera_lab.config import (
+    BitgetSettings,
+    RegimeLimitsSettings,
+    RiskSettings,
+    Settings,
+    iter_secret_values,
+)
 from chimera_lab.config import find_project_root as real_find_project_root
 from chimera_lab.errors import AuthenticationError
 
@@ -48,6 +54,52 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_regime_is_refused() -> None:
     with pytest.raises(ValidationError, match="unknown regime"):
         Settings(_env_file=None, risk={"regime_limits": {"panic": RegimeLimitsSettings()}})
+
+
+def test_partial_regime_override_keeps_that_regimes_own_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/risk.md's example: one field of one regime. Crisis's other limits must stay
+    # crisis's own (exposure 0, leverage 0.5), not the looser class defaults (1.0).
+    monkeypatch.setenv("CHIMERA_RISK__REGIME_LIMITS__CRISIS__VAR_LIMIT", "0.01")
+    crisis = Settings(_env_file=None).risk.regime_limits["crisis"]
+    assert crisis == RegimeLimitsSettings(exposure_multiplier=0.0, max_leverage=0.5, var_limit=0.01)
+
+
+def test_regime_override_is_merged_field_by_field_for_mappings_and_models() -> None:
+    defaults = RiskSettings().regime_limits
+    for given in ({"var_limit": 0.01}, RegimeLimitsSettings(var_limit=0.01)):
+        limits = RiskSettings(regime_limits={"volatile": given}).regime_limits
+        assert limits["volatile"] == defaults["volatile"].model_copy(update={"var_limit": 0.01})
+        assert {k: v for k, v in limits.items() if k != "volatile"} == {
+            k: v for k, v in defaults.items() if k != "volatile"
+        }
+
+
+def test_regime_keys_are_case_insensitive() -> None:
+    limits = RiskSettings(regime_limits={"Crisis": {"max_leverage": 0.25}}).regime_limits
+    assert set(limits) == {"normal", "trending", "volatile", "crisis"}
+    assert limits["crisis"] == RegimeLimitsSettings(
+        exposure_multiplier=0.0, max_leverage=0.25, var_limit=0.02
+    )
+
+
+def test_unknown_regime_key_names_it_and_the_allowed_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        RiskSettings(regime_limits={"Crisys": {"var_limit": 0.01}})
+    message = str(info.value)
+    assert "'Crisys'" in message and "did you mean 'crisis'" in message
+    assert "['crisis', 'normal', 'trending', 'volatile']" in message
+
+
+def test_regime_given_twice_in_different_case_is_refused() -> None:
+    with pytest.raises(ValidationError, match="given twice"):
+        RiskSettings(regime_limits={"crisis": {}, "CRISIS": {"var_limit": 0.5}})
+
+
+def test_regime_override_is_still_validated() -> None:
+    with pytest.raises(ValidationError, match="var_limit"):
+        RiskSettings(regime_limits={"crisis": {"var_limit": 0.0}})
 
 
 def _leaf_variables(model: type[BaseModel], prefix: str) -> list[str]:

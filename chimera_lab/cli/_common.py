@@ -189,7 +189,7 @@ def load_source(
     else:
         assert symbol is not None
         settings = settings or get_settings()
-        store = Store(store_url or settings.store.url, settings=settings)
+        store = Store(store_url or None, settings=settings)
         df = store.bars(symbol, timeframe, start=t0, end=t1)
         src = DataSource("store", store.url, symbol, timeframe, t0, t1)
     if df.empty:

@@ -46,19 +46,13 @@ def _open_store(store_url: str | None, *, create: bool = False) -> Any:
     from chimera_lab.data import Store
 
     settings = get_settings()
-    store = Store(store_url or settings.store.url, settings=settings)
-    path = getattr(store, "path", None)
-    if isinstance(path, Path):
-        if path.is_dir():
-            raise StoreError(
-                f"store {store.url} is a directory, not a DuckDB file; name a file such as "
-                f"{path / 'chimera.duckdb'}"
-            )
-        if not create and not path.exists():
-            raise StoreError(
-                f"no store at {store.url} (no such file); check --store, or create it with "
-                f"`chimera data import FILE --symbol SYMBOL --timeframe 1m --store {store.url}`"
-            )
+    store = Store(store_url or None, settings=settings)
+    exists = store.exists()  # refuses a directory before any work, import included
+    if not create and not exists:
+        raise StoreError(
+            f"no store at {store.url} (no such file); check --store, or create it with "
+            f"`chimera data import FILE --symbol SYMBOL --timeframe 1m --store {store.url}`"
+        )
     return store
 
 

@@ -86,7 +86,7 @@ def fetch(
     if t1 <= t0:
         raise click.BadParameter(f"--end {end} must be after --start {start}", param_hint="--end")
     total = int((t1 - t0) // timeframe_to_timedelta(timeframe))
-    store = Store(store_url or settings.store.url, settings=settings)
+    store = Store(store_url or None, settings=settings)
 
     async def run() -> Any:
         from tqdm import tqdm

@@ -75,9 +75,34 @@ def _segments(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _sequential_segment_sums(
     values: np.ndarray, starts: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:
-    # Left-to-right float sums per segment, vectorised across segments: step k adds the k-th
-    # value of every segment that has more than k values. Total work is O(n); the Python loop
-    # runs max(counts) times (a bucket's bar count, e.g. 1440 for 1m -> 1d).
+    # Left-to-right float sums per segment, starting from 0.0 (the order DuckDB's ordered sum
+    # uses). Two exact ways, chosen by which runs fewer Python iterations: one per segment
+    # when segments are few and long (a 1d rollup of a few 1m days: 1440 bars each), one per
+    # position when they are many and short (a year of 1m bars into 1h: 8760 segments of 60).
+    longest = int(counts.max()) if counts.size else 0
+    if starts.shape[0] < longest:
+        return _segment_sums_by_segment(values, starts, counts)
+    return _segment_sums_by_position(values, starts, counts)
+
+
+def _segment_sums_by_segment(
+    values: np.ndarray, starts: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    # np.add.accumulate is a running sum, strictly left to right (unlike np.sum's pairwise
+    # summation). It starts from the first value, not from 0.0; the two differ only for a
+    # segment of -0.0s (0.0 + -0.0 is 0.0), which adding 0.0 at the end makes +0.0 too.
+    sums = np.empty(starts.shape[0], dtype=np.float64)
+    for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
+        sums[i] = np.add.accumulate(values[start : start + count])[-1]
+    sums += 0.0
+    return sums
+
+
+def _segment_sums_by_position(
+    values: np.ndarray, starts: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    # Vectorised across segments: step k adds the k-th value of every segment that has more
+    # than k values. Total work is O(n); the Python loop runs max(counts) times.
     sums = np.zeros(starts.shape[0], dtype=np.float64)
     sums += values[starts]
     longest = int(counts.max()) if counts.size else 0

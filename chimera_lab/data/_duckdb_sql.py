@@ -25,6 +25,8 @@ __all__ = [
     "bars_query",
     "columns",
     "first_row",
+    "parse_rollups",
+    "purge_series",
     "resample_query",
     "rollup_table",
 ]
@@ -79,6 +81,20 @@ def rollup_table(timeframe: str) -> str:
     if timeframe not in TIMEFRAMES:  # pragma: no cover - guarded by canonical_timeframe
         raise ConfigError(f"unknown timeframe {timeframe!r}")
     return f"rollup_{timeframe}"
+
+
+def parse_rollups(value: object) -> set[str]:
+    # The rollup timeframes kept for a series, stored comma-separated in series.rollups.
+    return {name for name in str(value).split(",") if name}
+
+
+def purge_series(con: Any, sid: int, rollups: set[str]) -> None:
+    # Delete every row of series ``sid``: its rollups, gap records and bars (not the series
+    # row itself). Runs inside the caller's transaction.
+    for name in sorted(rollups):
+        con.execute(f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid])
+    for table in ("gaps", "bars"):
+        con.execute(f"DELETE FROM {DB}.{table} WHERE series_id = $1", [sid])
 
 
 def resample_query(sid: int, step: int, lo: int | None, hi: int | None, rollup: str | None) -> str:

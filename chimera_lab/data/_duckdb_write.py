@@ -36,6 +36,8 @@ from chimera_lab.data._duckdb_sql import (
     bars_query,
     columns,
     first_row,
+    parse_rollups,
+    purge_series,
     rollup_table,
 )
 from chimera_lab.data.store import iso_utc
@@ -198,7 +200,7 @@ def upsert(
         registered: set[str] = set()
     else:
         sid, first_ts, last_ts = int(row[0]), row[1], row[2]
-        registered = {r for r in str(row[3]).split(",") if r}
+        registered = parse_rollups(row[3])
     wanted = {name for name, _ in targets}
     missing = wanted - registered
     ts0, ts1 = int(new["ts"][0]), int(new["ts"][-1])
@@ -374,14 +376,11 @@ def migrate_one_bar_per_bucket(
     for sid, symbol, tf, step, rollups, surplus in rows:
         sid, step = int(sid), int(step)
         bars = fetch(con, sid, I64_MIN, I64_MAX, step)
-        buckets = bars["ts"] // step
-        first = np.ones(buckets.shape[0], dtype=bool)
-        first[1:] = buckets[1:] != buckets[:-1]
+        # keep the first bar of each bucket: drop bar i + 1 wherever it shares i's bucket
+        first = np.ones(bars["ts"].shape[0], dtype=bool)
+        first[shared_buckets(bars["ts"], step) + 1] = False
         kept = {c: v[first] for c, v in bars.items()}
-        for name in sorted(r for r in str(rollups).split(",") if r):
-            con.execute(f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid])
-        for table in ("gaps", "bars"):
-            con.execute(f"DELETE FROM {DB}.{table} WHERE series_id = $1", [sid])
+        purge_series(con, sid, parse_rollups(rollups))
         con.execute(
             f"UPDATE {DB}.series SET bar_count = 0, first_ts = NULL, last_ts = NULL, "
             "rollups = '' WHERE id = $1",

@@ -17,7 +17,7 @@ from chimera_lab.errors import StoreError
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["WriterGate", "held_gates", "lock_holder"]
+__all__ = ["WriterGate", "lock_holder"]
 
 # Gate fds held by writers of this process. A process-wide registry on purpose: like the fds
 # themselves, it belongs to the process, not to a Store object. A child forked while a writer
@@ -25,11 +25,6 @@ __all__ = ["WriterGate", "held_gates", "lock_holder"]
 # description, which parent and child share), so the gate would stay locked until the child
 # exits, even after the parent released it. The child closes its copies right after the fork.
 _HELD: set[int] = set()
-
-
-def held_gates() -> frozenset[int]:
-    """Return the gate fds that writers of this process hold (for tests and diagnostics)."""
-    return frozenset(_HELD)
 
 
 def _close_inherited_gates() -> None:

@@ -91,8 +91,9 @@ from chimera_lab.data._duckdb_sql import (
     bars_query,
     columns,
     first_row,
+    parse_rollups,
+    purge_series,
     resample_query,
-    rollup_table,
 )
 from chimera_lab.data._duckdb_write import (
     check_buckets,
@@ -154,9 +155,7 @@ class DuckDBStore(Store):
     def __init__(
         self, url: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
     ) -> None:
-        from chimera_lab.config import Settings
-
-        self.settings = settings if settings is not None else Settings()
+        self.settings = self._take_settings(settings)
         raw = url if url is not None else self.settings.store.url
         parsed = parse_store_url(raw)
         if parsed.backend != "duckdb":  # pragma: no cover - parse_store_url raises first
@@ -228,8 +227,21 @@ class DuckDBStore(Store):
             self._con, self._con_pid = con, pid
         return self._con
 
-    def _exists(self) -> bool:
-        # Whether there is a store to read (a missing file reads as an empty store).
+    def exists(self) -> bool:
+        """Return whether the store file exists (always ``True`` in memory).
+
+        Reads treat a missing file as an empty store; writes create it.
+
+        Raises
+        ------
+        StoreError
+            If the path names a directory.
+
+        Examples
+        --------
+        >>> DuckDBStore(":memory:").exists()
+        True
+        """
         if self.path is None:
             return True
         self._refuse_directory(self.path)
@@ -352,7 +364,7 @@ class DuckDBStore(Store):
                     self._session_depth -= 1
                 return
             con = self._connection()
-            attach = self.path is not None and (write or self._exists())
+            attach = self.path is not None and (write or self.exists())
             if attach:
                 self._attach(con, write=write)
             self._session_depth, self._session_write = 1, write
@@ -429,7 +441,7 @@ class DuckDBStore(Store):
             self._schema_checked = self._schema_version(con) is not None
         if row is None:
             raise unknown_series_error(self.url, symbol, timeframe, self._all_series(con))
-        return int(row[0]), int(row[1]), {r for r in str(row[2]).split(",") if r}
+        return int(row[0]), int(row[1]), parse_rollups(row[2])
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -489,7 +501,7 @@ class DuckDBStore(Store):
         symbol = check_symbol(symbol)
         tf, step = canonical_timeframe(timeframe)
         lo, hi = window(start, end)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
             sid, count, _ = self._require_series(con, symbol, tf)
@@ -536,7 +548,7 @@ class DuckDBStore(Store):
                 f"{src_tf}; choose one of {', '.join(options)}"
             )
         lo, hi = window(start, end)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, src_tf, [])
         with self._open(write=False) as con:
             sid, _, rollups = self._require_series(con, symbol, src_tf)
@@ -553,7 +565,7 @@ class DuckDBStore(Store):
         if symbol is not None:
             symbol = check_symbol(symbol)
         rows: list[tuple[Any, ...]] = []
-        if self._exists():
+        if self.exists():
             with self._open(write=False) as con:
                 if self._schema_version(con) is not None:
                     rows = con.execute(
@@ -587,7 +599,7 @@ class DuckDBStore(Store):
         """
         symbol = check_symbol(symbol)
         tf, step = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=False) as con:
             sid, _, _ = self._require_series(con, symbol, tf)
@@ -602,7 +614,7 @@ class DuckDBStore(Store):
         """Return the open time of the newest stored bar, or ``None`` if there is none."""
         symbol = check_symbol(symbol)
         tf, _ = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             return None
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
@@ -616,7 +628,7 @@ class DuckDBStore(Store):
 
     def symbols(self) -> list[str]:
         """Return the stored symbols, sorted."""
-        if not self._exists():
+        if not self.exists():
             return []
         with self._open(write=False) as con:
             if self._schema_version(con) is None:
@@ -627,7 +639,7 @@ class DuckDBStore(Store):
     def timeframes(self, symbol: str) -> list[str]:
         """Return the timeframes stored for ``symbol``, shortest first."""
         symbol = check_symbol(symbol)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, None, [])
         with self._open(write=False) as con:
             series = self._all_series(con) if self._schema_version(con) is not None else []
@@ -649,18 +661,13 @@ class DuckDBStore(Store):
         """
         symbol = check_symbol(symbol)
         tf, _ = canonical_timeframe(timeframe)
-        if not self._exists():
+        if not self.exists():
             raise unknown_series_error(self.url, symbol, tf, [])
         with self._open(write=True) as con:
             sid, count, rollups = self._require_series(con, symbol, tf)
             con.execute("BEGIN TRANSACTION")
             try:
-                for name in sorted(rollups):
-                    con.execute(
-                        f"DELETE FROM {DB}.{rollup_table(name)} WHERE series_id = $1", [sid]
-                    )
-                for table in ("gaps", "bars"):
-                    con.execute(f"DELETE FROM {DB}.{table} WHERE series_id = $1", [sid])
+                purge_series(con, sid, rollups)
                 con.execute(f"DELETE FROM {DB}.series WHERE id = $1", [sid])
                 con.execute("COMMIT")
             except BaseException:

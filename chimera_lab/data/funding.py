@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chimera_lab.data.loaders import _norm, _to_float, _to_ns, read_table
+from chimera_lab.data.loaders import _norm, _raise_at, _to_float, _to_ns, read_table
 from chimera_lab.errors import DataError
 
 __all__ = ["MAX_JITTER", "load_funding"]
@@ -95,8 +95,7 @@ def load_funding(path: str | Path) -> pd.Series:
     rates = _to_float(table.column(rate_col), rate_col, path, line_offset)
 
     def fail(pos: int, column: str, message: str) -> DataError:
-        line = pos + 1 + line_offset if line_offset is not None else None
-        return DataError(message, file=path, row=pos + 1, column=column, line=line)
+        return _raise_at(path, pos, column, message, line_offset)
 
     if np.isnan(rates).any():
         raise fail(int(np.flatnonzero(np.isnan(rates))[0]), rate_col, "missing funding rate")

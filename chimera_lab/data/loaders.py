@@ -156,6 +156,7 @@ class _CsvLayout:
     skip_rows: int
     delimiter: str
     header: bool
+    width: int  # fields per row
 
 
 def _fields(line: str, delimiter: str) -> list[str]:
@@ -199,7 +200,7 @@ def _csv_layout(path: Path, text: str) -> _CsvLayout:
                 line=i + 1,
             )
     header = not all(_is_number(f.strip()) for f in _fields(first, delimiter) if f.strip())
-    return _CsvLayout(skip_rows=start, delimiter=delimiter, header=header)
+    return _CsvLayout(skip_rows=start, delimiter=delimiter, header=header, width=width)
 
 
 def _malformed_line(path: Path, compressed: bool, layout: _CsvLayout) -> DataError | None:
@@ -228,13 +229,9 @@ def _read_csv(path: Path, compressed: bool) -> tuple[pa.Table, int]:
     layout = _csv_layout(path, _head_text(path, compressed))
     read_options = pacsv.ReadOptions(skip_rows=layout.skip_rows, block_size=1 << 22)
     if not layout.header:
-        with (gzip.open if compressed else open)(path, "rt", encoding="utf-8-sig") as fh:
-            for _ in range(layout.skip_rows):
-                fh.readline()
-            n_fields = len(next(csv.reader([fh.readline()], delimiter=layout.delimiter)))
         read_options = pacsv.ReadOptions(
             skip_rows=layout.skip_rows,
-            column_names=[f"column_{i}" for i in range(n_fields)],
+            column_names=[f"column_{i}" for i in range(layout.width)],
             block_size=1 << 22,
         )
     convert = pacsv.ConvertOptions(null_values=_NULLS, strings_can_be_null=True)

@@ -204,6 +204,10 @@ class Store:
     """
 
     url: str
+    # Settings that Store.__new__ built to choose the backend. Python then calls the
+    # backend's __init__ with the caller's arguments (settings=None), which takes these
+    # instead of reading the environment and .env a second time.
+    _settings_from_new: Settings | None = None
 
     _INTERFACE: tuple[str, ...] = (
         "write_bars",
@@ -216,6 +220,7 @@ class Store:
         "timeframes",
         "delete",
         "session",
+        "exists",
     )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -232,16 +237,32 @@ class Store:
         """Return an instance of the backend named by ``url`` (when called on ``Store``)."""
         if cls is Store:
             if url is None:
-                from chimera_lab.config import Settings
+                if settings is None:
+                    from chimera_lab.config import Settings
 
-                url = (settings or Settings()).store.url
+                    settings = Settings()
+                url = settings.store.url
             parsed = parse_store_url(url)
             if parsed.backend == "duckdb":
                 from chimera_lab.data.duckdb_store import DuckDBStore
 
-                return super().__new__(DuckDBStore)
+                store = super().__new__(DuckDBStore)
+                store._settings_from_new = settings
+                return store
             raise StoreError(f"no store backend {parsed.backend!r}")  # pragma: no cover
         return super().__new__(cls)
+
+    def _take_settings(self, settings: Settings | None) -> Settings:
+        # The settings a backend's __init__ uses: the caller's, else those Store.__new__
+        # built, else fresh ones (a backend class instantiated directly).
+        built, self._settings_from_new = self._settings_from_new, None
+        if settings is not None:
+            return settings
+        if built is not None:
+            return built
+        from chimera_lab.config import Settings
+
+        return Settings()
 
     def write_bars(self, symbol: str, timeframe: str, df: pd.DataFrame) -> int:
         """Upsert bars: a series holds at most one bar per bucket of its timeframe.
@@ -338,19 +359,24 @@ class Store:
         StoreError
             If neither the series nor a finer one that divides it is stored.
         """
-        stored = self.timeframes(symbol) if symbol in self.symbols() else []
-        if timeframe in stored:
-            return self.read_bars(symbol, timeframe, start, end)
-        target = timeframe_to_timedelta(timeframe)
-        sources = [
-            tf
-            for tf in stored  # shortest first
-            if timeframe_to_timedelta(tf) < target
-            and target % timeframe_to_timedelta(tf) == pd.Timedelta(0)
-        ]
-        if not sources:
-            return self.read_bars(symbol, timeframe, start, end)  # raises, naming what exists
-        return self.resample(symbol, timeframe, sources[0], start, end)
+        symbol = check_symbol(symbol)
+        # Stored names are canonical: "1H" or "60min" must find the stored 1h series, not
+        # resample it from 1m.
+        tf, step_ns = canonical_timeframe(timeframe)
+        # One session: the lookups and the read see the same store and open it once.
+        with self.session():
+            stored = self.timeframes(symbol) if symbol in self.symbols() else []
+            if tf in stored:
+                return self.read_bars(symbol, tf, start, end)
+            sources = [
+                source
+                for source in stored  # shortest first
+                if (source_ns := canonical_timeframe(source)[1]) < step_ns
+                and step_ns % source_ns == 0
+            ]
+            if not sources:
+                return self.read_bars(symbol, tf, start, end)  # raises, naming what exists
+            return self.resample(symbol, tf, sources[0], start, end)
 
     def coverage(self, symbol: str | None = None) -> pd.DataFrame:
         """Return one row per series: symbol, timeframe, first, last, rows, gaps, missing_bars.
@@ -385,6 +411,16 @@ class Store:
 
         While a session is open this process keeps the store's lock: a read session blocks
         writers in other processes, a write session blocks every other process.
+        """
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        """Return whether the store is there to read (a missing file reads as empty).
+
+        Raises
+        ------
+        StoreError
+            If the URL names something that cannot be a store (a directory, say).
         """
         raise NotImplementedError
 
@@ -558,15 +594,6 @@ def gaps_frame(prev: np.ndarray, nxt: np.ndarray, missing: np.ndarray, step: int
             "last_missing": utc_index(last).rename(None),
             "missing_bars": np.asarray(missing, dtype=np.int64),
         }
-    )
-
-
-def empty_ohlcv() -> pd.DataFrame:
-    """Return a zero-row frame in the OHLCV convention."""
-    empty = np.empty(0, dtype=np.float64)
-    return pd.DataFrame(
-        {c: empty for c in ("open", "high", "low", "close", "volume")},
-        index=utc_index(np.empty(0, dtype=np.int64)),
     )
 
 

@@ -100,6 +100,32 @@ def test_store_default_url_comes_from_settings(tmp_path: Path) -> None:
     assert store.path == tmp_path / "default.duckdb"
 
 
+def test_store_without_url_or_settings_reads_the_settings_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store() builds Settings to pick the backend; the backend must reuse them, not read the
+    # environment and .env again (and warn twice about a mistyped variable).
+    from chimera_lab.config import ConfigWarning
+
+    monkeypatch.setenv("CHIMERA_STORE__URL", str(tmp_path / "env.duckdb"))
+    monkeypatch.setenv("CHIMERA_STORE__LOCK_TIMOUT_S", "3")  # a typo: warned about
+    with pytest.warns(ConfigWarning, match="LOCK_TIMOUT_S") as record:
+        store = Store()
+    assert len(record) == 1
+    assert isinstance(store, DuckDBStore)
+    assert store.path == tmp_path / "env.duckdb"
+    assert store.settings.store.url == str(tmp_path / "env.duckdb")
+    assert "_settings_from_new" not in pickle.loads(pickle.dumps(store)).__dict__
+
+
+def test_store_with_url_or_settings_uses_them(tmp_path: Path) -> None:
+    settings = make_settings(":memory:", lock_timeout_s=7.0)
+    store = Store(tmp_path / "given.duckdb", settings=settings)
+    assert isinstance(store, DuckDBStore) and store.settings is settings
+    assert store.path == tmp_path / "given.duckdb" and store.lock_timeout_s == 7.0
+    assert DuckDBStore(settings=settings).settings is settings
+
+
 def test_store_postgresql_url_says_later_release() -> None:
     with pytest.raises(StoreError, match="later release"):
         Store("postgresql://user@localhost/bars", settings=make_settings())
@@ -354,6 +380,20 @@ def test_store_written_before_one_bar_per_bucket_is_upgraded_on_next_write(
     )
 
 
+def test_exists_tells_a_missing_file_from_a_store_and_refuses_a_directory(
+    tmp_path: Path,
+) -> None:
+    assert Store(":memory:", settings=make_settings()).exists()
+    url = str(tmp_path / "e.duckdb")
+    store = Store(url, settings=make_settings(url))
+    assert not store.exists()
+    assert store.symbols() == [] and not store.exists()  # reading does not create it
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(3))
+    assert store.exists()
+    with pytest.raises(StoreError, match="is a directory, not a DuckDB file"):
+        Store(tmp_path, settings=make_settings()).exists()
+
+
 def test_store_path_that_is_a_directory_is_an_error(tmp_path: Path) -> None:
     store = Store(tmp_path, settings=make_settings())
     with pytest.raises(StoreError, match="is a directory, not a DuckDB file"):
@@ -579,6 +619,33 @@ def test_last_timestamp_symbols_timeframes_and_delete(store: Store, ohlcv: pd.Da
     assert store.resample("BTCUSDT", "5m")["volume"].iloc[0] == ohlcv["volume"].iloc[:5].sum()
 
 
+def test_delete_leaves_no_rollup_gap_or_bar_rows_of_the_series(
+    store_url: str, ohlcv: pd.DataFrame
+) -> None:
+    import duckdb
+
+    store = Store(store_url, settings=make_settings(store_url, rollup_timeframes=["5m", "1h"]))
+    store.write_bars("BTCUSDT", "1m", ohlcv.drop(ohlcv.index[100:110]))  # one gap
+    store.write_bars("ETHUSDT", "1m", ohlcv.drop(ohlcv.index[50:52]))
+    assert store.delete("BTCUSDT", "1m") == 1990
+    con = duckdb.connect(store_url, read_only=True)
+    try:
+        rows = {
+            table: con.execute(f"SELECT series_id, count(*) FROM {table} GROUP BY 1").fetchall()
+            for table in ("bars", "gaps", "rollup_5m", "rollup_1h")
+        }
+        series = con.execute("SELECT id, symbol FROM series").fetchall()
+    finally:
+        con.close()
+    assert series == [(2, "ETHUSDT")]
+    assert rows == {
+        "bars": [(2, 1998)],
+        "gaps": [(2, 1)],
+        "rollup_5m": [(2, 400)],
+        "rollup_1h": [(2, 34)],
+    }
+
+
 # --- sessions, pickling, locking in one process --------------------------------------------
 
 
@@ -710,3 +777,43 @@ def test_bars_reads_stored_or_resamples_from_the_finest_divisor(tmp_path: Path) 
     )
     with pytest.raises(StoreError):
         store.bars("ETHUSDT", "1h")
+
+
+@pytest.mark.parametrize("alias", ["1H", "60min", "1hour", " 1h"])
+def test_bars_timeframe_alias_reads_the_stored_series(tmp_path: Path, alias: str) -> None:
+    # With 1m and 1h stored, an alias of 1h must return the stored 1h bars (here unrelated
+    # to the 1m ones), not 1h bars resampled from 1m.
+    url = str(tmp_path / "alias.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    store.write_bars("BTCUSDT", "1h", make_ohlcv(10, seed=6, timeframe="1h"))
+    pd.testing.assert_frame_equal(
+        store.bars("BTCUSDT", alias), store.read_bars("BTCUSDT", "1h"), check_exact=True
+    )
+
+
+def test_bars_resamples_for_an_alias_and_a_padded_symbol(tmp_path: Path) -> None:
+    url = str(tmp_path / "pad.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    pd.testing.assert_frame_equal(
+        store.bars(" BTCUSDT ", "60min"), store.resample("BTCUSDT", "1h"), check_exact=True
+    )
+
+
+def test_bars_opens_the_store_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(tmp_path / "once.duckdb")
+    store = Store(url, settings=make_settings(url))
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(600, seed=5))
+    assert isinstance(store, DuckDBStore)
+    attaches: list[bool] = []
+    real_attach = DuckDBStore._attach
+
+    def counting_attach(self: DuckDBStore, con: object, *, write: bool) -> None:
+        attaches.append(write)
+        real_attach(self, con, write=write)
+
+    monkeypatch.setattr(DuckDBStore, "_attach", counting_attach)
+    store.bars("BTCUSDT", "1h")
+    store.bars("BTCUSDT", "1m")
+    assert attaches == [False, False]

@@ -26,7 +26,12 @@ from hypothesis import strategies as st
 
 from chimera_lab.config import Settings
 from chimera_lab.data import Store, find_gaps
-from chimera_lab.data._buckets import aggregate_buckets
+from chimera_lab.data._buckets import (
+    _segment_sums_by_position,
+    _segment_sums_by_segment,
+    _sequential_segment_sums,
+    aggregate_buckets,
+)
 from chimera_lab.errors import DataError
 from chimera_lab.timeframes import TIMEFRAMES
 
@@ -203,6 +208,39 @@ def test_duckdb_ordered_sum_is_the_left_to_right_sum(sizes: list[int], seed: int
     step = 10_000
     agg = aggregate_buckets(group * step, volume, volume, volume, volume, volume, step)
     assert agg["volume"].tolist() == left_to_right
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=8)
+    | st.lists(st.integers(1, 4), min_size=1, max_size=300),
+    seed=st.integers(0, 2**32 - 1),
+    signed_zeros=st.booleans(),
+)
+def test_both_segment_sum_paths_are_bit_identical_left_to_right_sums(
+    sizes: list[int], seed: int, signed_zeros: bool
+) -> None:
+    """Per-segment accumulate and per-position loop give the same bits as a sum from 0.0."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    values = rng.uniform(0, 1, n) * 10.0 ** rng.integers(-9, 10, n)
+    if signed_zeros:  # -0.0 + 0.0 is 0.0: a segment of -0.0s must sum to +0.0, as from 0.0
+        values[rng.uniform(size=n) < 0.5] = -0.0
+    starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+    counts = np.array(sizes, dtype=np.intp)
+    reference = np.array(
+        [
+            reduce(lambda acc, x: acc + x, values[a : a + c].tolist(), 0.0)
+            for a, c in zip(starts.tolist(), sizes, strict=True)
+        ],
+        dtype=np.float64,
+    )
+    for sums in (
+        _segment_sums_by_segment(values, starts, counts),
+        _segment_sums_by_position(values, starts, counts),
+        _sequential_segment_sums(values, starts, counts),
+    ):
+        assert sums.view(np.int64).tolist() == reference.view(np.int64).tolist()
 
 
 @pytest.mark.parametrize("timeframe", ["5m", "1h", "1d"])
