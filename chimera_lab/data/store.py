@@ -76,7 +76,7 @@ import pandas as pd
 
 from chimera_lab.data._buckets import gap_runs, sort_by_ts
 from chimera_lab.errors import ConfigError, StoreError, UnknownSeriesError
-from chimera_lab.timeframes import TIMEFRAMES, timeframe_to_timedelta
+from chimera_lab.timeframes import TIMEFRAMES
 from chimera_lab.timeframes import canonical_timeframe as canonical_timeframe  # re-exported
 
 # canonical_timeframe moved to chimera_lab.timeframes (the exchange adapter needs it without
