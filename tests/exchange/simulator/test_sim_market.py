@@ -9,10 +9,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chimera_lab.data import load_ohlcv
 from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.exchange.simulator import BitgetSimulator
+from chimera_lab.exchange.simulator.market import MarketData
 
 SAMPLE = "data/samples/btcusdt_1m_binance_20240726_20240825.csv.gz"  # real Binance 1m bars
 
@@ -269,3 +272,26 @@ def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyP
     assert calls == [("duckdb:///x.duckdb", "ETHUSDT", "5m")]
     md = sim.markets["ETHUSDT"]
     assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    drop=st.sets(st.integers(1, 39), max_size=12),
+    tf_min=st.sampled_from([1, 5, 60]),
+    offsets=st.lists(st.integers(-(10**7), 10**9), min_size=1, max_size=20),
+)
+def test_closed_count_matches_the_shifted_array_reference(
+    drop: set[int], tf_min: int, offsets: list[int]
+) -> None:
+    # closed_count shifts now instead of the whole ts array; the reference is the obvious
+    # "count bars with open + timeframe <= now", evaluated on gappy data at random times.
+    bars = make_ohlcv(40, seed=3, timeframe=f"{tf_min}m", start="2024-01-01")
+    # at most 12 of 40 bars dropped: the median spacing (the inferred timeframe) is unchanged
+    md = MarketData("BTCUSDT", bars.drop(bars.index[sorted(drop)]), price_decimals=2)
+    for off in offsets:
+        now = int(md.ts[0]) + off
+        want = int(np.searchsorted(md.ts + md.tf_ms, now, side="right"))
+        assert md.closed_count(now) == want
+    for t in md.ts:  # the exact bar boundaries, where an off-by-one would show
+        for now in (int(t) + md.tf_ms - 1, int(t) + md.tf_ms, int(t) + md.tf_ms + 1):
+            assert md.closed_count(now) == int(np.searchsorted(md.ts + md.tf_ms, now, side="right"))
