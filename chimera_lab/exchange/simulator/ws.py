@@ -399,7 +399,8 @@ class WsHub:
         out = {
             "instId": md.symbol,
             "lastPr": row["lastPr"],
-            "open24h": fmt(md.stats_24h(now)["open24h"], md.price_decimals),
+            # _ticker_row already formatted the 24h open (as "open" on spot rows)
+            "open24h": row["open24h" if futures else "open"],
             "high24h": row["high24h"],
             "low24h": row["low24h"],
             "change24h": row["change24h"],
