@@ -132,6 +132,8 @@ class MatchingEngine:
         self._by_oid: dict[tuple[Market, str], str] = {}
         self._finished: deque[tuple[int, str]] = deque()  # (final at ms, orderId), in order
         self._open: dict[str, SimOrder] = {}
+        # In trade-id order (_fill numbers and appends each fill at once): the REST fill
+        # listings walk it backwards instead of sorting.
         self.fills: deque[SimFill] = deque(maxlen=1_000_000)
         self._order_ids = itertools.count(1_200_000_000_000_000_001)
         self._trade_ids = itertools.count(1_300_000_000_000_000_001)

@@ -6,15 +6,18 @@ Payload shapes follow bitget-api.md §3.5-3.11; every number travels as a string
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from chimera_lab.exchange.simulator.api import ApiError, invalid, missing
 from chimera_lab.exchange.simulator.engine import SimFill, SimOrder
+from chimera_lab.exchange.simulator.models import Market
 from chimera_lab.exchange.simulator.rest import USER_ID, RequestContext, dfmt
 
 __all__ = ["mix_order_json", "spot_order_json"]
+
+_T = TypeVar("_T")
 
 
 # -- orders ----------------------------------------------------------------------------------
@@ -152,14 +155,16 @@ def _mix_detail(ctx: RequestContext) -> Any:
 
 
 def _page(
-    items: list[Any], ctx: RequestContext, key: Callable[[Any], int], time_of: Callable[[Any], int]
-) -> list[Any]:
+    items: Iterable[_T], ctx: RequestContext, key: Callable[[_T], int], time_of: Callable[[_T], int]
+) -> list[_T]:
+    # ``items`` come newest first (largest id first): the page is the first ``limit`` that
+    # pass the cursor and time filters, so the walk stops as soon as the page is full.
     id_less = ctx.int_param("idLessThan")
     start, end = ctx.int_param("startTime"), ctx.int_param("endTime")
     limit = ctx.int_param("limit", 100, lo=1, hi=100)
     assert limit is not None
     out = []
-    for item in sorted(items, key=key, reverse=True):  # newest first
+    for item in items:
         if id_less is not None and key(item) >= id_less:
             continue
         if start is not None and time_of(item) < start:
@@ -236,16 +241,28 @@ def _spot_fee_detail(fill: SimFill) -> dict[str, str]:
     }
 
 
-def _spot_fills(ctx: RequestContext) -> Any:
+def _fills(ctx: RequestContext, market: Market) -> Iterator[SimFill]:
+    # Not a generator function: ``symbol`` is checked now, before ``_page`` reads its params.
     symbol = ctx.get("symbol")
     if symbol is not None:
         ctx.market()
-    fills = [f for f in ctx.engine.fills if f.market == "spot"]
-    if symbol is not None:
-        fills = [f for f in fills if f.symbol == str(symbol).upper()]
-    if ctx.get("orderId") is not None:
-        fills = [f for f in fills if f.order_id == str(ctx.get("orderId"))]
-    page = _page(fills, ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
+        symbol = str(symbol).upper()
+    order_id = ctx.get("orderId")
+    order_id = None if order_id is None else str(order_id)
+    # engine.fills is appended as each fill is made, with trade ids from one counter, so it
+    # is in trade-id order: walking it backwards is newest first without copying or sorting
+    # (it holds up to a million fills).
+    return (
+        f
+        for f in reversed(ctx.engine.fills)
+        if f.market == market
+        and (symbol is None or f.symbol == symbol)
+        and (order_id is None or f.order_id == order_id)
+    )
+
+
+def _spot_fills(ctx: RequestContext) -> Any:
+    page = _page(_fills(ctx, "spot"), ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
     return [
         {
             "userId": USER_ID,
@@ -268,15 +285,7 @@ def _spot_fills(ctx: RequestContext) -> Any:
 
 def _mix_fills(ctx: RequestContext) -> Any:
     ctx.product()
-    symbol = ctx.get("symbol")
-    if symbol is not None:
-        ctx.market()
-    fills = [f for f in ctx.engine.fills if f.market == "mix"]
-    if symbol is not None:
-        fills = [f for f in fills if f.symbol == str(symbol).upper()]
-    if ctx.get("orderId") is not None:
-        fills = [f for f in fills if f.order_id == str(ctx.get("orderId"))]
-    page = _page(fills, ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
+    page = _page(_fills(ctx, "mix"), ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
     return {
         "fillList": [
             {
