@@ -438,12 +438,13 @@ class BitgetSimulator:
         if decision.before is not None:
             return self._before_fault(request, decision)
         remote = request.remote or "?"
-        refused = self.limiter.check(OVERALL_RULE.name, remote, now_s=mono)
-        if refused is None:
-            key = remote
-            if endpoint.rule.scope == "uid":
-                key = request.headers.get("ACCESS-KEY") or remote
-            refused = self.limiter.check(endpoint.rule.name, key, now_s=mono)
+        key = remote
+        if endpoint.rule.scope == "uid":
+            key = request.headers.get("ACCESS-KEY") or remote
+        # Both windows at once: a request the endpoint rule refuses uses no overall budget.
+        refused = self.limiter.check_all(
+            [(OVERALL_RULE.name, remote), (endpoint.rule.name, key)], now_s=mono
+        )
         if refused is not None:
             return self._json(
                 error_body("429", "Too Many Requests", request_time_ms=self.request_time_ms()), 429
