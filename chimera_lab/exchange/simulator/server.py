@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.signing import sign
 from chimera_lab.exchange.simulator.api import ApiError, envelope, error_body
-from chimera_lab.exchange.simulator.clock import ClockMode, SimClock
+from chimera_lab.exchange.simulator.clock import ClockMode, SimClock, _to_ms
 from chimera_lab.exchange.simulator.engine import FeeSchedule, MatchingEngine, SimOrder
 from chimera_lab.exchange.simulator.faults import FaultDecision, FaultInjector, FaultSpec
 from chimera_lab.exchange.simulator.market import MarketData
@@ -602,6 +602,4 @@ def _start_ms(md: MarketData, start: str | pd.Timestamp | int | None) -> int:
                 f"start={start} is not a bar index in 1..{len(md.ts)}; pass a time instead"
             )
         return int(md.ts[start - 1]) + md.tf_ms
-    ts = pd.Timestamp(start)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
+    return _to_ms(start, name="start")
