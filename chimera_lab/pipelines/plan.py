@@ -141,17 +141,8 @@ class RunPlan:
 def _load_data(spec: PipelineSpec) -> pd.DataFrame | None:
     if spec.data is None:
         return None
-    d = spec.data
-    return load_bars(
-        data_path=d.path,
-        store_url=d.store,
-        symbol=d.symbol,
-        timeframe=d.timeframe,
-        start=d.start,
-        end=d.end,
-        lookback=d.lookback,
-        resample=d.resample,
-    )
+    # The very parameters each notebook gets, so driver and notebooks read the same bars.
+    return load_bars(**source_parameters(spec.data))
 
 
 def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
