@@ -573,7 +573,7 @@ class MatchingEngine:
             else:
                 order.checked_ms = now_ms
         interval = self.funding_interval_ms
-        t = (self._funding_checked_ms // interval + 1) * interval
+        t = self.next_funding_ms(self._funding_checked_ms)
         while t <= now_ms:
             events.append((t, 0, None))
             t += interval
@@ -618,6 +618,11 @@ class MatchingEngine:
             pos.u_time = when_ms
 
     # -- views -----------------------------------------------------------------------------
+    def next_funding_ms(self, now_ms: int) -> int:
+        """Return the first funding time strictly after ``now_ms`` (Unix ms)."""
+        interval = self.funding_interval_ms
+        return (now_ms // interval + 1) * interval
+
     def open_orders(self, market: Market, symbol: str | None = None) -> list[SimOrder]:
         """Open orders, newest first."""
         out = [o for o in self._open.values() if o.market == market]

@@ -44,14 +44,6 @@ def _fee_detail_spot_order(order: SimOrder) -> str:
     return json.dumps(detail, separators=(",", ":"))
 
 
-def _spot_status(order: SimOrder) -> str:
-    return order.status
-
-
-def _mix_status(order: SimOrder) -> str:
-    return "canceled" if order.status == "cancelled" else order.status
-
-
 def spot_order_json(order: SimOrder) -> dict[str, Any]:
     """Render a spot order as ``orderInfo`` does."""
     return {
@@ -63,7 +55,7 @@ def spot_order_json(order: SimOrder) -> dict[str, Any]:
         "size": dfmt(order.size),
         "orderType": order.order_type,
         "side": order.side,
-        "status": _spot_status(order),
+        "status": order.status,
         "priceAvg": dfmt(order.price_avg),
         "baseVolume": dfmt(order.filled_size),
         "quoteVolume": dfmt(order.filled_quote),
@@ -78,7 +70,7 @@ def spot_order_json(order: SimOrder) -> dict[str, Any]:
 
 def mix_order_json(order: SimOrder, leverage: int) -> dict[str, Any]:
     """Render a futures order as ``detail`` / ``orders-pending`` do."""
-    status = _mix_status(order)
+    status = order.api_status
     return {
         "symbol": order.symbol,
         "size": dfmt(order.size),
@@ -194,7 +186,7 @@ def _spot_unfilled(ctx: RequestContext) -> Any:
             "size": dfmt(o.size),
             "orderType": o.order_type,
             "side": o.side,
-            "status": _spot_status(o),
+            "status": o.status,
             "basePrice": dfmt(o.price_avg),
             "baseVolume": dfmt(o.filled_size),
             "quoteVolume": dfmt(o.filled_quote),

@@ -438,9 +438,7 @@ class BitgetSimulator:
         if decision.before is not None:
             return self._before_fault(request, decision)
         remote = request.remote or "?"
-        key = remote
-        if endpoint.rule.scope == "uid":
-            key = request.headers.get("ACCESS-KEY") or remote
+        key = _limit_key(endpoint, request)
         # Both windows at once: a request the endpoint rule refuses uses no overall budget.
         refused = self.limiter.check_all(
             [(OVERALL_RULE.name, remote), (endpoint.rule.name, key)], now_s=mono
@@ -473,20 +471,14 @@ class BitgetSimulator:
             self.hub.wake()
         if decision.after is not None:
             return await self._after_fault(request, decision, endpoint)
-        remain = self._remaining(endpoint, request)
+        # FAQ Q11 names this header; its exact semantics are unverified: here, what is left
+        # of the endpoint's per-second budget for this key.
+        remain = self.limiter.remaining(endpoint.rule.name, key)
         return self._json(
             envelope(data, request_time_ms=now_ms),
             200,
             {"x-mbx-used-remain-limit": str(remain)},
         )
-
-    def _remaining(self, endpoint: Endpoint, request: web.Request) -> int:
-        # FAQ Q11 names this header; its exact semantics are unverified: here, what is left
-        # of the endpoint's per-second budget for this key.
-        key = request.remote or "?"
-        if endpoint.rule.scope == "uid":
-            key = request.headers.get("ACCESS-KEY") or key
-        return self.limiter.remaining(endpoint.rule.name, key)
 
     def _before_fault(self, request: web.Request, decision: FaultDecision) -> web.StreamResponse:
         kind = decision.before
@@ -591,6 +583,14 @@ def _synthetic(n: int, *, seed: int, timeframe: str, anchored_to_wall: bool) -> 
     else:
         start = pd.Timestamp("2024-01-01", tz="UTC")
     return make_ohlcv(n, seed=seed, timeframe=timeframe, start=start)
+
+
+def _limit_key(endpoint: Endpoint, request: web.Request) -> str:
+    # Public limits count per IP, private ones per account (here: its API key).
+    remote = request.remote or "?"
+    if endpoint.rule.scope == "uid":
+        return request.headers.get("ACCESS-KEY") or remote
+    return remote
 
 
 def _start_ms(md: MarketData, start: str | pd.Timestamp | int | None) -> int:

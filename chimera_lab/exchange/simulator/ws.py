@@ -415,11 +415,10 @@ class WsHub:
             "ts": str(now),
         }
         if futures:
-            interval = self.sim.engine.funding_interval_ms
             out.update(
                 {
                     "fundingRate": row["fundingRate"],
-                    "nextFundingTime": str((now // interval + 1) * interval),
+                    "nextFundingTime": str(self.sim.engine.next_funding_ms(now)),
                     "markPrice": row["markPrice"],
                     "indexPrice": row["indexPrice"],
                     "holdingAmount": row["holdingAmount"],
@@ -609,9 +608,7 @@ def _ws_candle(md: MarketData, row: tuple[Any, ...]) -> list[str]:
 
 
 def _order_push(order: SimOrder, fill: SimFill | None) -> dict[str, Any]:
-    status = order.status
-    if order.market == "mix" and status == "cancelled":
-        status = "canceled"
+    status = order.api_status
     row: dict[str, Any] = {
         "instId": order.symbol,
         "orderId": order.order_id,

@@ -1,7 +1,7 @@
-"""REST fill listings (spot ``trade/fills``, futures ``order/fills``): filters and paging.
+"""REST trade views: fill listings (filters and paging), order status spelling, budget header.
 
-The reference is the obvious one: every fill the engine holds, newest trade id first,
-filtered in Python; the endpoints must page through exactly that.
+The fill listings' reference is the obvious one: every fill the engine holds, newest trade id
+first, filtered in Python; the endpoints must page through exactly that.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import asyncio
 from typing import Any
 
 import httpx
-from _simkit import Signed
+from _simkit import Signed, limit_buy
 
 from chimera_lab.data.synthetic import make_ohlcv
 from chimera_lab.exchange.simulator import BitgetSimulator
 from chimera_lab.exchange.simulator.engine import SimFill
+from chimera_lab.exchange.simulator.ws import _order_push
 
 SPOT = "/api/v2/spot/trade/fills"
 MIX = "/api/v2/mix/order/fills"
@@ -155,5 +156,53 @@ def test_fill_listings_page_newest_first_through_every_filter(creds: dict) -> No
             # Bad paging parameters are refused before anything is listed.
             bad = await client.request("GET", MIX, params={**fut, "limit": 0})
             assert bad.status_code == 400 and bad.json()["code"] == "40020"
+
+    run(scenario())
+
+
+def test_cancelled_is_spelled_per_market_and_the_budget_header_counts_down(creds: dict) -> None:
+    # Bitget spells the state "cancelled" in spot and "canceled" in futures (bitget-api.md).
+    async def scenario() -> None:
+        sim = BitgetSimulator(make_ohlcv(300, seed=4), start=100, **creds)
+        async with sim, httpx.AsyncClient(base_url=sim.base_url) as http:
+            client = Signed(http)
+            placed = await client.call(
+                "POST", "/api/v2/spot/trade/place-order", body=limit_buy("spot-1")
+            )
+            assert placed["code"] == "00000", placed
+            await client.call(
+                "POST",
+                "/api/v2/spot/trade/cancel-order",
+                body={"symbol": "BTCUSDT", "clientOid": "spot-1"},
+            )
+            info = await client.request(
+                "GET", "/api/v2/spot/trade/orderInfo", params={"clientOid": "spot-1"}
+            )
+            assert info.json()["data"][0]["status"] == "cancelled"
+            assert info.headers["x-mbx-used-remain-limit"] == "19"  # 20/s per API key
+            mix = {
+                "symbol": "BTCUSDT",
+                "productType": "USDT-FUTURES",
+                "marginMode": "isolated",
+                "marginCoin": "USDT",
+            }
+            body = {**mix, "side": "buy", "orderType": "limit", "price": "1000", "size": "0.01"}
+            placed = await client.call(
+                "POST", "/api/v2/mix/order/place-order", body={**body, "clientOid": "mix-1"}
+            )
+            assert placed["code"] == "00000", placed
+            await client.call(
+                "POST", "/api/v2/mix/order/cancel-order", body={**mix, "clientOid": "mix-1"}
+            )
+            params = {"symbol": "BTCUSDT", "productType": "USDT-FUTURES", "clientOid": "mix-1"}
+            detail = await client.request("GET", "/api/v2/mix/order/detail", params=params)
+            row = detail.json()["data"]
+            assert row["status"] == row["state"] == "canceled"
+            assert detail.headers["x-mbx-used-remain-limit"] == "9"  # 10/s per API key
+            public = await http.get("/api/v2/public/time")
+            assert public.headers["x-mbx-used-remain-limit"] == "19"  # 20/s per IP
+            orders = {o.client_oid: o for o in sim.engine.orders.values()}
+            assert _order_push(orders["spot-1"], None)["status"] == "cancelled"
+            assert _order_push(orders["mix-1"], None)["status"] == "canceled"
 
     run(scenario())
