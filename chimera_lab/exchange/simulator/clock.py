@@ -20,7 +20,6 @@ Timestamp('2024-01-01 00:02:00+0000', tz='UTC')
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -123,11 +122,6 @@ class SimClock:
         """Market time as a UTC timestamp."""
         return pd.Timestamp(self.now_ms, unit="ms", tz="UTC")
 
-    @property
-    def start_ms(self) -> int:
-        """Market time (ms) at creation."""
-        return self._start_ms
-
     # -- moving ----------------------------------------------------------------------------
     def advance(self, *, bars: int = 0, seconds: float = 0.0) -> pd.Timestamp:
         """Move market time forward by ``bars`` bars plus ``seconds`` seconds; return it.
@@ -151,19 +145,6 @@ class SimClock:
         for waiter in list(self._waiters):
             await waiter()
         return now
-
-    async def sleep_until(self, market_ms: int, *, poll_s: float = 0.05) -> None:
-        """Wait (wall time) until market time reaches ``market_ms``.
-
-        In stepped mode this returns only when a test advances the clock; callers bound it
-        with ``asyncio.wait_for``.
-        """
-        while self.now_ms < market_ms:
-            if self.mode == "realtime":
-                remaining_s = (market_ms - self.now_ms) / 1000 / self.speed
-                await asyncio.sleep(min(max(remaining_s, 0.001), poll_s))
-            else:
-                await asyncio.sleep(poll_s)
 
     # -- wiring (used by the simulator) -----------------------------------------------------
     def add_listener(self, listener: _Listener) -> None:
