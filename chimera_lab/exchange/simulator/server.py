@@ -93,10 +93,10 @@ def _as_frame(
 
         return load_ohlcv(Path(replay), symbol=symbol)
     if store is not None:
-        store_cls = getattr(importlib.import_module("chimera_lab.data"), "Store", None)
-        if store_cls is None:
-            raise ConfigError("this build has no bar store yet; replay a file with replay=")
-        frame: pd.DataFrame = store_cls(store).read_bars(symbol, timeframe)
+        # Looked up at call time (tests swap in a fake); Store.bars, as every CLI command:
+        # stored bars of the timeframe, else aggregated from a finer stored series.
+        store_cls = importlib.import_module("chimera_lab.data").Store
+        frame: pd.DataFrame = store_cls(store).bars(symbol, timeframe)
         if frame.empty:
             raise ConfigError(
                 f"store {store} has no {symbol} {timeframe} bars; import or fetch some first"
@@ -116,11 +116,12 @@ class BitgetSimulator:
     replay : str or Path, optional
         A bar file to replay (any format :func:`chimera_lab.data.load_ohlcv` reads).
     store : str, optional
-        A store URL; ``symbol``'s ``timeframe`` bars are replayed.
+        A store URL; ``symbol``'s ``timeframe`` bars are replayed (stored ones, else
+        aggregated from a finer stored series, as :meth:`chimera_lab.data.Store.bars` does).
     symbol : str
         Symbol of ``bars``/``replay``/``store`` (spot and USDT-M futures share it).
     timeframe : str
-        Timeframe read from ``store`` (other sources are inferred from their spacing).
+        Timeframe served from ``store`` (other sources are inferred from their spacing).
     api_key, api_secret, passphrase : str or SecretStr
         The credentials private endpoints accept.
     balances : mapping

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from chimera_lab.data import load_ohlcv
 from chimera_lab.data.synthetic import make_ohlcv
+from chimera_lab.errors import ChimeraError
 from chimera_lab.exchange.simulator import BitgetSimulator
 from chimera_lab.exchange.simulator.market import MarketData
 
@@ -259,11 +261,11 @@ def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyP
     calls: list[tuple[str, str, str]] = []
     bars = make_ohlcv(50, seed=1, timeframe="5m")
 
-    class FakeStore:  # the documented Store interface: Store(url).read_bars(symbol, timeframe)
+    class FakeStore:  # the documented Store interface: Store(url).bars(symbol, timeframe)
         def __init__(self, url: str) -> None:
             self.url = url
 
-        def read_bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
+        def bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
             calls.append((self.url, symbol, timeframe))
             return bars
 
@@ -272,6 +274,25 @@ def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyP
     assert calls == [("duckdb:///x.duckdb", "ETHUSDT", "5m")]
     md = sim.markets["ETHUSDT"]
     assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == 50
+
+
+def test_store_source_serves_a_coarser_timeframe_from_stored_1m_bars(tmp_path: Path) -> None:
+    # As every CLI command does: a 1m-only store serves 5m bars, aggregated from the 1m ones.
+    from chimera_lab.data import Store
+    from chimera_lab.data.resample import resample_ohlcv
+
+    url = f"duckdb:///{tmp_path / 'bars.duckdb'}"
+    one_minute = make_ohlcv(600, seed=6, start="2024-03-01")
+    Store(url).write_bars("BTCUSDT", "1m", one_minute)
+    sim = BitgetSimulator(store=url, symbol="BTCUSDT", timeframe="5m")
+    md = sim.markets["BTCUSDT"]
+    want = resample_ohlcv(one_minute, "5m")
+    assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == len(want) == 120
+    np.testing.assert_array_equal(md.ts, want.index.as_unit("ms").asi8)
+    np.testing.assert_allclose(md.close, want["close"].round(md.price_decimals), rtol=0, atol=0)
+    np.testing.assert_allclose(md.volume, want["volume"].round(6), rtol=0, atol=1e-9)
+    with pytest.raises(ChimeraError, match="ETHUSDT"):  # nothing stored: a clear error
+        BitgetSimulator(store=url, symbol="ETHUSDT", timeframe="5m")
 
 
 @settings(max_examples=60, deadline=None)
