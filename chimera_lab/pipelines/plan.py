@@ -251,6 +251,16 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
         "slippage_bps": costs.slippage_bps,
         "initial_capital": costs.initial_capital,
     }
+    # Per fold, once (not per foreach step): its window bounds and the fingerprint of its bars.
+    windows = {fold.number: fold.to_dict() for fold in folds}
+    prints: dict[int, str] = {}
+    if bars is not None and any(step.foreach == "fold" for step in spec.steps):
+        prints = {
+            fold.number: fingerprint_bars(
+                window_bars(bars, fold.train_start, fold.test_end, warmup_bars=warmup_bars)
+            )
+            for fold in folds
+        }
     tasks: dict[str, NotebookTask] = {}
     steps: list[tuple[StepSpec, list[str]]] = []
     kernel = spec.scheduling.kernel or settings.pipeline.kernel_name
@@ -278,16 +288,14 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
             }
             fingerprint = None
             if fold is not None:
-                assert bars is not None
-                fingerprint = fingerprint_bars(
-                    window_bars(bars, fold.train_start, fold.test_end, warmup_bars=warmup_bars)
-                )
+                fingerprint = prints[fold.number]
+                window = windows[fold.number]
                 implicit.update(
                     fold=fold.number,
-                    train_start=fold.to_dict()["train_start"],
-                    train_end=fold.to_dict()["train_end"],
-                    test_start=fold.to_dict()["test_start"],
-                    test_end=fold.to_dict()["test_end"],
+                    train_start=window["train_start"],
+                    train_end=window["train_end"],
+                    test_start=window["test_start"],
+                    test_end=window["test_end"],
                     warmup_bars=warmup_bars,
                     embargo=fold.embargo.isoformat(),
                     data_fingerprint=fingerprint,
