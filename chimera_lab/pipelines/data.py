@@ -82,6 +82,7 @@ def load_bars(
         Neither or both sources given, or no bars in the range.
     """
     t0, t1 = _utc(start, "start"), _utc(end, "end")
+    span = _duration(lookback) if lookback else None
     if data_path:
         from chimera_lab.data import load_ohlcv
 
@@ -99,22 +100,62 @@ def load_bars(
         from chimera_lab.data import Store
 
         store = Store(store_url or None)
-        if resample:
-            bars = store.resample(symbol, resample, source_timeframe=timeframe, start=t0, end=t1)
-        else:
-            bars = store.read_bars(symbol, timeframe, start=t0, end=t1)
+
+        def read(lo: pd.Timestamp | None) -> pd.DataFrame:
+            if resample:
+                return store.resample(
+                    symbol, resample, source_timeframe=timeframe, start=lo, end=t1
+                )
+            return store.read_bars(symbol, timeframe, start=lo, end=t1)
+
+        lo = t0
+        if span is not None:
+            lo = _lookback_start(store, symbol, timeframe, resample, span, t0, t1)
+        bars = read(lo)
+        if span is not None and lo is not t0 and (bars.empty or bars.index[-1] - span < lo):
+            # A gap before ``end`` put the last bar further back than the bound assumed:
+            # read the whole range as before (rare; the trim below is exact either way).
+            bars = read(t0)
         where = f"{symbol} {timeframe} in the store"
     else:
         raise ConfigError("give data_path (a file or sample name) or symbol (a store series)")
-    if lookback and len(bars):
-        try:
-            span = pd.Timedelta(lookback)
-        except (TypeError, ValueError):
-            raise ConfigError(f"lookback={lookback!r} is not a duration like '30D'") from None
+    if span is not None and len(bars):
         bars = bars.loc[bars.index > bars.index[-1] - span]
     if bars.empty:
         raise DataError(f"no bars in {where} between {start or '-'} and {end or '-'}")
     return bars
+
+
+def _duration(lookback: str) -> pd.Timedelta:
+    try:
+        return pd.Timedelta(lookback)
+    except (TypeError, ValueError):
+        raise ConfigError(f"lookback={lookback!r} is not a duration like '30D'") from None
+
+
+def _lookback_start(
+    store: Any,
+    symbol: str,
+    timeframe: str,
+    resample: str | None,
+    span: pd.Timedelta,
+    t0: pd.Timestamp | None,
+    t1: pd.Timestamp | None,
+) -> pd.Timestamp | None:
+    # Where to start reading so the lookback trim sees every bar it keeps, without reading
+    # (and resampling) all history: the trim keeps labels > L - span, L the last bucket's
+    # label, and L > last - bucket for the last stored bar ``last``; so every kept bucket
+    # starts after last - span - bucket and is read whole (the same rows as an unbounded
+    # read, hence the same bars and fingerprint).
+    from chimera_lab.timeframes import timeframe_to_timedelta
+
+    last = store.last_timestamp(symbol, timeframe)
+    if last is None:
+        return t0  # no such series: the unbounded read raises, naming what exists
+    if t1 is not None:
+        last = min(last, t1)
+    bound = last - span - timeframe_to_timedelta(resample or timeframe)
+    return bound if t0 is None or bound > t0 else t0
 
 
 def source_parameters(data: Any) -> dict[str, Any]:

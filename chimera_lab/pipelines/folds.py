@@ -31,22 +31,24 @@ papermill. The time rules are enforced, not assumed:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import ConfigError, DataError, LookAheadError, PipelineError
 from chimera_lab.pipelines.data import window_bars
-from chimera_lab.pipelines.manifest import fingerprint_bars, iso_utc
+from chimera_lab.pipelines.manifest import fingerprint_bars, iso_utc, sha256_file
 from chimera_lab.pipelines.walk_forward import OOS_RETURNS, parse_grid
 from chimera_lab.validation import TemporalValidator, detect_lookahead, strategy_name, to_utc
+
+if TYPE_CHECKING:
+    from chimera_lab.backtest import BacktestResult
 
 __all__ = ["FoldResult", "evaluate_fold", "output_path", "plot_fold", "strategy_file"]
 
@@ -254,31 +256,34 @@ def _verify_warmup(
     t1: pd.Timestamp,
     requested: int,
     kwargs: Mapping[str, Any],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], BacktestResult | None]:
     """Find the warm-up (>= ``requested``) whose test-window positions equal those of twice it.
 
     Doubles the warm-up while the positions traded in ``[t0, t1]`` (the targets from the bar
     before ``t0`` on, agreeing within ``1e-9 + 1e-9 |b|``) differ between ``W`` and ``2W`` bars
     of history (or ``W + 1`` for ``W = 0``), up to the bars available before
-    ``t0``. Returns the record for ``result.json``: ``requested``, ``used``, ``available``,
-    ``agreed`` and each comparison made.
+    ``t0``. Returns the record for ``result.json`` (``requested``, ``used``, ``available``,
+    ``agreed`` and each comparison made) and the backtest with the warm-up settled on (``None``
+    when no comparison was possible: the caller runs it).
     """
     from chimera_lab.backtest import run
 
     available = int(bars.index.searchsorted(t0, side="left"))
 
-    def targets(w: int) -> pd.Series:
+    def backtest(w: int) -> tuple[BacktestResult, pd.Series]:
         window = window_bars(bars, t0, t1, warmup_bars=w)
-        return _targets(run(window, traded, trade_start=t0, **kwargs, **params), t0)
+        result = run(window, traded, trade_start=t0, **kwargs, **params)
+        return result, _targets(result, t0)
 
     w = min(requested, available)
     steps: list[dict[str, Any]] = []
     agreed: bool | None = None
+    settled: BacktestResult | None = None
     if w < available:
-        current = targets(w)
+        settled, current = backtest(w)
         while True:
             w2 = min(2 * w if w else 1, available)
-            longer = targets(w2)
+            longer_result, longer = backtest(w2)
             a, b = current.to_numpy(), longer.to_numpy()
             n = min(len(a), len(b))
             a, b = a[-n:], b[-n:]
@@ -297,11 +302,11 @@ def _verify_warmup(
             if not where.size:
                 agreed = True
                 break
-            w, current = w2, longer
+            w, current, settled = w2, longer, longer_result
             if w >= available:
                 agreed = False  # all the history there is, and it still mattered
                 break
-    return {
+    record = {
         "requested": int(requested),
         "used": int(w),
         "available": available,
@@ -309,6 +314,7 @@ def _verify_warmup(
         "extended": w > requested,
         "steps": steps,
     }
+    return record, settled
 
 
 def evaluate_fold(
@@ -403,7 +409,7 @@ def evaluate_fold(
 
     fn = resolve_strategy(strategy)
     source = strategy_file(strategy)
-    source_sha = hashlib.sha256(source.read_bytes()).hexdigest() if source else None
+    source_sha = sha256_file(source) if source else None
     traded = _flat_at_end(fn) if exit_at_end else fn
     kwargs = dict(run_kwargs or {})
     grid_map = parse_grid(grid if isinstance(grid, str) or grid is None else dict(grid))
@@ -460,8 +466,9 @@ def evaluate_fold(
     is_result = run(is_data, traded, trade_start=is_trade_start, **kwargs, **best)
 
     # Out-of-sample: warm-up bars (the tail of the past) prepended, not traded, not scored.
+    oos_result: BacktestResult | None = None
     if verify_warmup:
-        warm = _verify_warmup(bars, traded, best, t_test0, t_test1, warmup_bars, kwargs)
+        warm, oos_result = _verify_warmup(bars, traded, best, t_test0, t_test1, warmup_bars, kwargs)
     else:
         available = int(bars.index.searchsorted(t_test0, side="left"))
         used = min(warmup_bars, available)
@@ -470,7 +477,8 @@ def evaluate_fold(
     oos_data = window_bars(bars, t_test0, t_test1, warmup_bars=int(warm["used"]))
     used_test = int((oos_data.index < t_test0).sum())
     validator.validate_features(oos_data, decision_time=t_test1)
-    oos_result = run(oos_data, traded, trade_start=t_test0, **kwargs, **best)
+    if oos_result is None:  # the verification (if any) already ran this very backtest
+        oos_result = run(oos_data, traded, trade_start=t_test0, **kwargs, **best)
     returns = pd.Series(oos_result.returns, dtype="float64")
     returns = returns.loc[returns.index >= t_test0]
     exposure = getattr(oos_result, "exposure", None)

@@ -19,7 +19,7 @@ import difflib
 import json
 import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,14 @@ from chimera_lab.pipelines.safety import assert_no_secrets
 from chimera_lab.pipelines.spec import PipelineSpec, StepSpec
 from chimera_lab.validation import Fold, walk_forward_splits
 
-__all__ = ["RunPlan", "code_identity", "plan_resume", "plan_run", "reproduce_command"]
+__all__ = [
+    "RunPlan",
+    "code_identity",
+    "plan_resume",
+    "plan_run",
+    "reproduce_command",
+    "tasks_to_run",
+]
 
 log = get_logger(__name__)
 
@@ -136,22 +143,40 @@ class RunPlan:
     steps: list[tuple[StepSpec, list[str]]]
     code: dict[str, Any]
     code_changes: list[str]
+    to_run: set[str]
+    """Ids of the tasks this attempt executes (see :func:`tasks_to_run`)."""
+
+
+def _needs_run(record: Mapping[str, Any], run_dir: Path) -> bool:
+    if record["status"] != "ok":
+        return True
+    return not (run_dir / record["notebook"]).is_file()
+
+
+def tasks_to_run(
+    records: Sequence[Mapping[str, Any]], step_ids: Sequence[Sequence[str]], run_dir: Path
+) -> set[str]:
+    """Return the ids of the tasks an attempt executes.
+
+    A task runs unless it finished ``ok`` and its executed notebook is still there; every
+    task of a step after one with a task to run runs too (a report must reflect the folds it
+    summarises). ``step_ids`` lists each step's task ids, in step order.
+    """
+    to_run = {str(r["id"]) for r in records if _needs_run(r, run_dir)}
+    rerun_later = False
+    for ids in step_ids:
+        if rerun_later:
+            to_run.update(ids)
+        if to_run.intersection(ids):
+            rerun_later = True
+    return to_run
 
 
 def _load_data(spec: PipelineSpec) -> pd.DataFrame | None:
     if spec.data is None:
         return None
-    d = spec.data
-    return load_bars(
-        data_path=d.path,
-        store_url=d.store,
-        symbol=d.symbol,
-        timeframe=d.timeframe,
-        start=d.start,
-        end=d.end,
-        lookback=d.lookback,
-        resample=d.resample,
-    )
+    # The very parameters each notebook gets, so driver and notebooks read the same bars.
+    return load_bars(**source_parameters(spec.data))
 
 
 def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
@@ -226,6 +251,16 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
         "slippage_bps": costs.slippage_bps,
         "initial_capital": costs.initial_capital,
     }
+    # Per fold, once (not per foreach step): its window bounds and the fingerprint of its bars.
+    windows = {fold.number: fold.to_dict() for fold in folds}
+    prints: dict[int, str] = {}
+    if bars is not None and any(step.foreach == "fold" for step in spec.steps):
+        prints = {
+            fold.number: fingerprint_bars(
+                window_bars(bars, fold.train_start, fold.test_end, warmup_bars=warmup_bars)
+            )
+            for fold in folds
+        }
     tasks: dict[str, NotebookTask] = {}
     steps: list[tuple[StepSpec, list[str]]] = []
     kernel = spec.scheduling.kernel or settings.pipeline.kernel_name
@@ -253,16 +288,14 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
             }
             fingerprint = None
             if fold is not None:
-                assert bars is not None
-                fingerprint = fingerprint_bars(
-                    window_bars(bars, fold.train_start, fold.test_end, warmup_bars=warmup_bars)
-                )
+                fingerprint = prints[fold.number]
+                window = windows[fold.number]
                 implicit.update(
                     fold=fold.number,
-                    train_start=fold.to_dict()["train_start"],
-                    train_end=fold.to_dict()["train_end"],
-                    test_start=fold.to_dict()["test_start"],
-                    test_end=fold.to_dict()["test_end"],
+                    train_start=window["train_start"],
+                    train_end=window["train_end"],
+                    test_start=window["test_start"],
+                    test_end=window["test_end"],
                     warmup_bars=warmup_bars,
                     embargo=fold.embargo.isoformat(),
                     data_fingerprint=fingerprint,
@@ -305,7 +338,8 @@ def plan_run(spec: PipelineSpec, run_dir: Path, settings: Settings) -> RunPlan:
             record["reproduce"] = reproduce_command(record, kernel)
             manifest["tasks"].append(record)
         steps.append((step, ids))
-    return RunPlan(spec, run_dir, manifest, tasks, steps, code, [])
+    to_run = tasks_to_run(manifest["tasks"], [ids for _, ids in steps], run_dir)
+    return RunPlan(spec, run_dir, manifest, tasks, steps, code, [], to_run)
 
 
 def _check_not_moved(record: Mapping[str, Any], run_dir: Path) -> None:
@@ -336,13 +370,15 @@ def plan_resume(run_dir: Path, settings: Settings, *, force: bool = False) -> Ru
     """
     manifest = read_manifest(run_dir)
     spec = PipelineSpec.model_validate(manifest["spec"])
-    if manifest.get("data") is not None:
+    step_ids = [[r["id"] for r in manifest["tasks"] if r["step"] == s.name] for s in spec.steps]
+    to_run = tasks_to_run(manifest["tasks"], step_ids, run_dir)
+    # The bars of exactly the fold tasks that run again; none: the data is not even read.
+    checked = [r for r in manifest["tasks"] if r["id"] in to_run and r.get("data_fingerprint")]
+    if manifest.get("data") is not None and checked:
         bars = _load_data(spec)
         assert bars is not None
-        for record in manifest["tasks"]:
-            expected = record.get("data_fingerprint")
-            if not expected or record["status"] == "ok":
-                continue
+        for record in checked:
+            expected = record["data_fingerprint"]
             fold = manifest["folds"][record["fold"]]
             got = fingerprint_bars(
                 window_bars(
@@ -390,4 +426,4 @@ def plan_resume(run_dir: Path, settings: Settings, *, force: bool = False) -> Ru
             record["reproduce"] = reproduce_command(record, kernel)
             ids.append(record["id"])
         steps.append((step, ids))
-    return RunPlan(spec, run_dir, manifest, tasks, steps, code, changes)
+    return RunPlan(spec, run_dir, manifest, tasks, steps, code, changes, to_run)

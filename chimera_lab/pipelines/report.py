@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from chimera_lab.errors import DataError, PipelineError
-from chimera_lab.pipelines.data import load_bars
+from chimera_lab.pipelines.data import load_bars, source_parameters
 from chimera_lab.pipelines.manifest import iso_utc, read_manifest
+from chimera_lab.pipelines.spec import DataSpec
 from chimera_lab.pipelines.walk_forward import OOS_RETURNS
 
 __all__ = [
@@ -250,17 +251,7 @@ def load_walk_forward(run_dir: str | Path) -> WalkForwardRun:
     if not stitched.is_file():
         raise PipelineError(f"{run} has no {OOS_RETURNS}: no fold finished")
     returns = pd.read_parquet(stitched)["returns"]
-    d = spec["data"]
-    bars = load_bars(
-        data_path=d.get("path"),
-        store_url=d.get("store"),
-        symbol=d.get("symbol"),
-        timeframe=d.get("timeframe", "1m"),
-        start=d.get("start"),
-        end=d.get("end"),
-        lookback=d.get("lookback"),
-        resample=d.get("resample"),
-    )
+    bars = load_bars(**source_parameters(DataSpec.model_validate(spec["data"])))
     objective = str(fold_step.get("parameters", {}).get("objective", "sharpe"))
     return WalkForwardRun(manifest["run_id"], folds, returns, bars, objective, manifest)
 

@@ -152,12 +152,6 @@ def dask_client(
         cluster.close(timeout=30)
 
 
-def _needs_run(record: Mapping[str, Any], run_dir: Path) -> bool:
-    if record["status"] != "ok":
-        return True
-    return not (run_dir / record["notebook"]).is_file()
-
-
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {
         "type": kind,
@@ -291,14 +285,7 @@ def run_pipeline(
             raise
     manifest, run_dir = plan.manifest, plan.run_dir
     records = {r["id"]: r for r in manifest["tasks"]}
-    to_run = {tid for tid, r in records.items() if _needs_run(r, run_dir)}
-    # A step after a re-run step runs again (a report must reflect the folds it summarises).
-    rerun_later = False
-    for _, ids in plan.steps:
-        if rerun_later:
-            to_run.update(ids)
-        if to_run.intersection(ids):
-            rerun_later = True
+    to_run = set(plan.to_run)
     attempt: dict[str, Any] = {
         "number": len(manifest.setdefault("attempts", [])) + 1,
         "started": utc_now(),

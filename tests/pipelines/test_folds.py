@@ -326,3 +326,73 @@ def test_fold_result_files(tmp_path: Path, fold: FoldResult) -> None:
     )
     assert len(pd.read_csv(tmp_path / "is_table.csv")) == 4
     assert list(fold.summary_frame().columns) == ["in_sample", "out_of_sample"]
+
+
+def _count_test_window_runs(monkeypatch: pytest.MonkeyPatch, t0: pd.Timestamp) -> list[int]:
+    # Records the length of every backtest of the test window (trade_start == t0).
+    import chimera_lab.backtest as backtest
+
+    calls: list[int] = []
+    real = backtest.run
+
+    def counting(data: pd.DataFrame, *args: object, **kwargs: object) -> object:
+        if kwargs.get("trade_start") == t0:
+            calls.append(len(data))
+        return real(data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backtest, "run", counting)
+    return calls
+
+
+def test_the_verified_warmup_backtest_is_the_out_of_sample_one(
+    bars: pd.DataFrame, fold: FoldResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = pd.Timestamp(WINDOWS["test_start"])
+    calls = _count_test_window_runs(monkeypatch, t0)
+    grid = {k: [v] for k, v in fold.best_params.items()}
+    again = evaluate_fold(bars, strategy="sma_cross", grid=grid, warmup_bars=120, **WINDOWS)
+    # 120 bars are compared with 240 and agree: two backtests, the first is the result.
+    assert calls == [120 + 720, 240 + 720]
+    pd.testing.assert_series_equal(again.oos_returns, fold.oos_returns)
+    assert again.oos_stats == fold.oos_stats
+    calls.clear()
+    unverified = evaluate_fold(
+        bars, strategy="sma_cross", grid=grid, warmup_bars=120, verify_warmup=False, **WINDOWS
+    )
+    assert calls == [120 + 720]  # nothing verified: the one backtest is run here
+    pd.testing.assert_series_equal(unverified.oos_returns, fold.oos_returns)
+
+
+def above_expanding_mean(data: pd.DataFrame, min_periods: int = 1) -> pd.Series:
+    """Every bar of history matters: a warm-up never agrees with twice itself."""
+    close = data["close"]
+    return (close > close.expanding(min_periods=min_periods).mean()).astype(float)
+
+
+def test_a_warmup_that_never_agrees_uses_all_the_history_there_is(
+    bars: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = bars.index[0]
+    t0, t1 = first + pd.Timedelta("1D"), first + pd.Timedelta("30h")
+    calls = _count_test_window_runs(monkeypatch, t0)
+    res = evaluate_fold(
+        bars,
+        strategy=above_expanding_mean,
+        grid={"min_periods": [1]},
+        warmup_bars=60,
+        check_lookahead=False,
+        train_start=first,
+        train_end=t0 - pd.Timedelta("1min"),
+        test_start=t0,
+        test_end=t1,
+    )
+    check = res.warmup_check
+    assert check["agreed"] is False and check["used"] == check["available"] == 1440
+    n_test = 6 * 60 + 1
+    assert calls == [w + n_test for w in (60, 120, 240, 480, 960, 1440)]  # each warm-up once
+    # The result is the backtest on all 1440 bars of history, the position closed at the end.
+    window = window_bars(bars, t0, t1, warmup_bars=1440)
+    target = above_expanding_mean(window)
+    target.iloc[-2:] = 0.0
+    ref = run(window, target, trade_start=t0)
+    pd.testing.assert_series_equal(res.oos_returns, ref.returns.loc[t0:], check_names=False)

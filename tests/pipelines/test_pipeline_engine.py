@@ -228,6 +228,56 @@ def test_resume_refuses_when_the_bars_changed(tmp_path: Path, trivial_template: 
         run_pipeline(resume=run, progress=False)
 
 
+def test_resume_checks_the_bars_of_exactly_the_tasks_it_reruns(
+    tmp_path: Path, trivial_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chimera_lab.pipelines import plan as plan_module
+    from chimera_lab.pipelines.manifest import write_manifest
+
+    settings = Settings(_env_file=None)
+    run = tmp_path / "run"
+    run.mkdir()
+    planned = plan_module.plan_run(_spec(trivial_template).with_paths_resolved(), run, settings)
+    assert planned.to_run == set(planned.tasks)  # a new run runs everything
+    manifest = planned.manifest
+    folds = [r for r in manifest["tasks"] if r["step"] == "fold"]
+    assert len(folds) >= 2
+    for record in manifest["tasks"]:  # every task finished, its notebook is there
+        record["status"] = "ok"
+        notebook = run / record["notebook"]
+        notebook.parent.mkdir(parents=True, exist_ok=True)
+        notebook.write_text("{}", encoding="utf-8")
+    write_manifest(run, manifest)
+    loads: list[int] = []
+    real_load = plan_module.load_bars
+
+    def counting_load(**kwargs: Any) -> pd.DataFrame:
+        loads.append(1)
+        return real_load(**kwargs)
+
+    monkeypatch.setattr(plan_module, "load_bars", counting_load)
+    # Nothing to re-run: the bars are not even read.
+    assert plan_module.plan_resume(run, settings).to_run == set()
+    assert loads == []
+    # An ok fold whose notebook is gone runs again, and so does the later step; its bars are
+    # read once and checked ...
+    (run / folds[1]["notebook"]).unlink()
+    resumed = plan_module.plan_resume(run, settings)
+    assert resumed.to_run == {folds[1]["id"], "summary"}
+    assert loads == [1]
+    # ... so changed bars under it are refused although the task's status is "ok" ...
+    recorded = folds[1]["data_fingerprint"]
+    folds[1]["data_fingerprint"] = "0" * 64
+    write_manifest(run, manifest)
+    with pytest.raises(PipelineError, match=f"the bars of task {folds[1]['id']} changed"):
+        plan_module.plan_resume(run, settings)
+    # ... while a fold that does not run again is not the resume's concern.
+    folds[1]["data_fingerprint"], folds[0]["data_fingerprint"] = recorded, "0" * 64
+    (run / folds[1]["notebook"]).write_text("{}", encoding="utf-8")
+    write_manifest(run, manifest)
+    assert plan_module.plan_resume(run, settings).to_run == set()
+
+
 @pytest.mark.parametrize(
     ("parameters", "match"),
     [

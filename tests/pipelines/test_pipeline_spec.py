@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -298,3 +299,64 @@ def test_source_hash_sees_any_module_change(tmp_path: Path) -> None:
     added = source_sha256(pkg)
     (pkg / "sub" / "b.py").write_text("y = 3\n")
     assert len({before, added, source_sha256(pkg)}) == 3
+
+
+def _unbounded(store: Any, symbol: str, resample: str | None, lookback: str, **window: Any) -> Any:
+    # The reference: the whole range read (and resampled), then trimmed in pandas.
+    lo = pd.Timestamp(window["start"], tz="UTC") if window.get("start") else None
+    hi = pd.Timestamp(window["end"], tz="UTC") if window.get("end") else None
+    if resample:
+        bars = store.resample(symbol, resample, source_timeframe="1m", start=lo, end=hi)
+    else:
+        bars = store.read_bars(symbol, "1m", start=lo, end=hi)
+    return bars.loc[bars.index > bars.index[-1] - pd.Timedelta(lookback)]
+
+
+def test_lookback_reads_only_the_recent_store_rows_and_gives_the_same_bars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chimera_lab.data import DuckDBStore, Store
+    from chimera_lab.data.samples import import_sample
+
+    url = str(tmp_path / "bars.duckdb")
+    store = Store(url)
+    import_sample(store, "btcusdt_1m")
+    # A second series with a one-day hole: an `end` inside it leaves the last bar a day
+    # earlier than `end`, so a bound computed from `end` would be too tight.
+    gappy = make_ohlcv(5 * 1440, seed=9, start="2024-03-01")
+    store.write_bars("ETHUSDT", "1m", gappy.drop(gappy.loc["2024-03-03":"2024-03-03 23:59"].index))
+    starts: list[Any] = []
+    for name in ("resample", "read_bars"):
+        real = getattr(DuckDBStore, name)
+
+        def spy(self: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            starts.append(kwargs.get("start"))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(DuckDBStore, name, spy)
+    last = store.last_timestamp("BTCUSDT", "1m")
+    cases: list[tuple[str, str | None, str, dict[str, Any], pd.Timestamp | None]] = [
+        ("BTCUSDT", "1h", "1D", {}, last - pd.Timedelta("1D") - pd.Timedelta("1h")),
+        ("BTCUSDT", "15m", "2D", {"end": "2024-08-10 12:34"}, None),
+        ("BTCUSDT", None, "36h", {}, last - pd.Timedelta("36h") - pd.Timedelta("1m")),
+        ("BTCUSDT", "4h", "3D", {"start": "2024-08-24", "end": "2024-08-30"}, None),
+        ("ETHUSDT", "1h", "1D", {"end": "2024-03-03 18:00"}, None),  # end in the hole
+        ("ETHUSDT", "1d", "2D", {}, None),
+    ]
+    for symbol, resample, lookback, window, bound in cases:
+        starts.clear()
+        got = load_bars(
+            symbol=symbol, store_url=url, resample=resample, lookback=lookback, **window
+        )
+        first_query = starts[0]
+        starts.clear()
+        want = _unbounded(store, symbol, resample, lookback, **window)
+        pd.testing.assert_frame_equal(got, want, check_freq=False, check_exact=True)
+        assert fingerprint_bars(got) == fingerprint_bars(want), (symbol, resample, lookback)
+        assert first_query is not None  # the query itself was bounded ...
+        if bound is not None:
+            assert first_query == bound  # ... at last bar - lookback - one bucket
+    # The case with the hole: the bounded read came up short and the full range was read.
+    starts.clear()
+    load_bars(symbol="ETHUSDT", store_url=url, resample="1h", lookback="1D", end="2024-03-03 18:00")
+    assert starts[0] == pd.Timestamp("2024-03-02 17:00", tz="UTC") and starts[1] is None

@@ -20,7 +20,7 @@ Timestamp('2024-01-01 00:02:00+0000', tz='UTC')
 
 from __future__ import annotations
 
-import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -38,12 +38,21 @@ ClockMode = Literal["stepped", "realtime"]
 _Listener = Callable[[int], None]
 
 
-def _to_ms(value: str | pd.Timestamp | int | float) -> int:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+def _to_ms(value: str | pd.Timestamp | int | float, *, name: str = "start") -> int:
+    # Numbers are Unix ms. Anything else follows the store's one time rule (naive means UTC;
+    # "garbage", "" or NaT is a ConfigError naming ``name``, not a bare pandas ValueError).
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a date/time or Unix ms, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite Unix time in ms, got {value!r}")
         return int(value)
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
+    # Lazy: the simulator does not load chimera_lab.data (and its store backends) at import.
+    from chimera_lab.data.store import to_utc_ns
+
+    ns = to_utc_ns(value, name=name)
+    assert ns is not None  # only None maps to None
+    return ns // 1_000_000
 
 
 def _parse_mode(mode: ClockMode | float | str) -> tuple[ClockMode, float]:
@@ -113,11 +122,6 @@ class SimClock:
         """Market time as a UTC timestamp."""
         return pd.Timestamp(self.now_ms, unit="ms", tz="UTC")
 
-    @property
-    def start_ms(self) -> int:
-        """Market time (ms) at creation."""
-        return self._start_ms
-
     # -- moving ----------------------------------------------------------------------------
     def advance(self, *, bars: int = 0, seconds: float = 0.0) -> pd.Timestamp:
         """Move market time forward by ``bars`` bars plus ``seconds`` seconds; return it.
@@ -141,19 +145,6 @@ class SimClock:
         for waiter in list(self._waiters):
             await waiter()
         return now
-
-    async def sleep_until(self, market_ms: int, *, poll_s: float = 0.05) -> None:
-        """Wait (wall time) until market time reaches ``market_ms``.
-
-        In stepped mode this returns only when a test advances the clock; callers bound it
-        with ``asyncio.wait_for``.
-        """
-        while self.now_ms < market_ms:
-            if self.mode == "realtime":
-                remaining_s = (market_ms - self.now_ms) / 1000 / self.speed
-                await asyncio.sleep(min(max(remaining_s, 0.001), poll_s))
-            else:
-                await asyncio.sleep(poll_s)
 
     # -- wiring (used by the simulator) -----------------------------------------------------
     def add_listener(self, listener: _Listener) -> None:

@@ -132,6 +132,8 @@ class MatchingEngine:
         self._by_oid: dict[tuple[Market, str], str] = {}
         self._finished: deque[tuple[int, str]] = deque()  # (final at ms, orderId), in order
         self._open: dict[str, SimOrder] = {}
+        # In trade-id order (_fill numbers and appends each fill at once): the REST fill
+        # listings walk it backwards instead of sorting.
         self.fills: deque[SimFill] = deque(maxlen=1_000_000)
         self._order_ids = itertools.count(1_200_000_000_000_000_001)
         self._trade_ids = itertools.count(1_300_000_000_000_000_001)
@@ -571,7 +573,7 @@ class MatchingEngine:
             else:
                 order.checked_ms = now_ms
         interval = self.funding_interval_ms
-        t = (self._funding_checked_ms // interval + 1) * interval
+        t = self.next_funding_ms(self._funding_checked_ms)
         while t <= now_ms:
             events.append((t, 0, None))
             t += interval
@@ -616,6 +618,11 @@ class MatchingEngine:
             pos.u_time = when_ms
 
     # -- views -----------------------------------------------------------------------------
+    def next_funding_ms(self, now_ms: int) -> int:
+        """Return the first funding time strictly after ``now_ms`` (Unix ms)."""
+        interval = self.funding_interval_ms
+        return (now_ms // interval + 1) * interval
+
     def open_orders(self, market: Market, symbol: str | None = None) -> list[SimOrder]:
         """Open orders, newest first."""
         out = [o for o in self._open.values() if o.market == market]

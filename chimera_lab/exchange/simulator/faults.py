@@ -135,10 +135,6 @@ class FaultSpec:
             return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.paths)
         return not (path == "/api/v2/public/time" or path.startswith("/_sim/"))
 
-    def replace(self, **changes: object) -> FaultSpec:
-        """Return a copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
     @classmethod
     def parse(cls, spec: str | None) -> FaultSpec:
         """Build a spec from ``"name=value,name=value"`` (see the module docstring).

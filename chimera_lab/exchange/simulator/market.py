@@ -271,7 +271,9 @@ class MarketData:
 
     def closed_count(self, now_ms: int) -> int:
         """Return the number of bars closed at ``now_ms`` (their index range is ``[0, count)``)."""
-        return int(np.searchsorted(self.ts + self.tf_ms, now_ms, side="right"))
+        # bar i is closed when ts[i] + tf <= now, i.e. ts[i] <= now - tf: shift the scalar, not
+        # the array (this runs on every ticker/candle/WS push; ts can hold millions of bars).
+        return int(np.searchsorted(self.ts, now_ms - self.tf_ms, side="right"))
 
     def bar_at(self, now_ms: int) -> int | None:
         """Index of the bar open at ``now_ms`` (``None`` in a gap or before the data)."""

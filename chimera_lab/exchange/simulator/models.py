@@ -114,6 +114,13 @@ class SimOrder:
         return self.status in ("live", "partially_filled")
 
     @property
+    def api_status(self) -> str:
+        """The status as the API spells it: futures say ``canceled``, spot ``cancelled``."""
+        if self.market == "mix" and self.status == "cancelled":
+            return "canceled"
+        return self.status
+
+    @property
     def price_avg(self) -> Decimal:
         """Average fill price (0 before any fill)."""
         return _q(self.filled_quote / self.filled_size) if self.filled_size else _ZERO

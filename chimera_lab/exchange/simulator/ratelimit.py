@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -131,31 +132,69 @@ class SimRateLimiter:
 
     def check(self, rule_name: str, key: str, *, now_s: float) -> RateLimitRule | None:
         """Count a request under ``rule_name`` for ``key``; return the rule it breaks, if any."""
-        rule = self.rules.get(rule_name)
-        if rule is None:
-            return None
-        slot = (rule.name, key)
-        horizon = now_s - rule.window_s
-        received = self._received.setdefault(slot, deque())
-        received.append(now_s)
-        while received and received[0] <= horizon:
-            received.popleft()
-        if len(received) > self.stats.max_in_window.get(rule.name, 0):
-            self.stats.max_in_window[rule.name] = len(received)
+        return self.check_all([(rule_name, key)], now_s=now_s)
+
+    def check_all(self, slots: Sequence[tuple[str, str]], *, now_s: float) -> RateLimitRule | None:
+        """Count one request under several ``(rule name, key)`` pairs at once.
+
+        Every window is checked before any budget is used: the request is recorded as
+        accepted in all of them only when none refuses it, so a request refused by one rule
+        (say its endpoint's) uses no budget of the others (say the overall cap). Unknown rule
+        names are ignored.
+
+        Parameters
+        ----------
+        slots : sequence of (str, str)
+            ``(rule name, key)`` pairs, checked in this order.
+        now_s : float
+            Monotonic time of the request, in seconds.
+
+        Returns
+        -------
+        RateLimitRule or None
+            The first rule (in ``slots`` order) that refuses the request, else ``None``.
+
+        Examples
+        --------
+        >>> limiter = SimRateLimiter(
+        ...     [RateLimitRule("all", limit=3, window_s=60.0), RateLimitRule("ep", limit=1)]
+        ... )
+        >>> [getattr(limiter.check_all([("all", "ip"), ("ep", "ip")], now_s=t), "name", None)
+        ...  for t in (0.0, 0.5)]
+        [None, 'ep']
+        >>> limiter.remaining("all", "ip")  # the refused request used none of "all"
+        2
+        """
+        rules: list[tuple[RateLimitRule, tuple[str, str], float]] = []
+        for rule_name, key in slots:
+            rule = self.rules.get(rule_name)
+            if rule is None:
+                continue
+            slot = (rule.name, key)
+            horizon = now_s - rule.window_s
+            received = self._received.setdefault(slot, deque())
+            received.append(now_s)
+            while received and received[0] <= horizon:
+                received.popleft()
+            if len(received) > self.stats.max_in_window.get(rule.name, 0):
+                self.stats.max_in_window[rule.name] = len(received)
+            rules.append((rule, slot, horizon))
         if not self.enforce:
             return None
-        if self._banned_until.get(slot, float("-inf")) > now_s:
-            self.stats.rate_limited[rule.name] += 1
-            return rule
-        accepted = self._accepted.setdefault(slot, deque())
-        while accepted and accepted[0] <= horizon:
-            accepted.popleft()
-        if len(accepted) >= rule.limit:
-            if rule.ban_s > 0:
-                self._banned_until[slot] = now_s + rule.ban_s
-            self.stats.rate_limited[rule.name] += 1
-            return rule
-        accepted.append(now_s)
+        for rule, slot, horizon in rules:
+            if self._banned_until.get(slot, float("-inf")) > now_s:
+                self.stats.rate_limited[rule.name] += 1
+                return rule
+            accepted = self._accepted.setdefault(slot, deque())
+            while accepted and accepted[0] <= horizon:
+                accepted.popleft()
+            if len(accepted) >= rule.limit:
+                if rule.ban_s > 0:
+                    self._banned_until[slot] = now_s + rule.ban_s
+                self.stats.rate_limited[rule.name] += 1
+                return rule
+        for _, slot, _ in rules:
+            self._accepted[slot].append(now_s)
         return None
 
     def remaining(self, rule_name: str, key: str) -> int:

@@ -196,7 +196,7 @@ def _ticker_row(md: MarketData, now_ms: int, *, futures: bool, engine: MatchingE
     if futures:
         del row["open"]
         interval = engine.funding_interval_ms
-        nxt = (now_ms // interval + 1) * interval
+        nxt = engine.next_funding_ms(now_ms)
         row.update(
             {
                 "indexPrice": row["lastPr"],
@@ -272,7 +272,7 @@ def _mix_merge_depth(ctx: RequestContext) -> Any:
 
 def _funding_rows(ctx: RequestContext, md: MarketData) -> dict[str, str]:
     interval = ctx.engine.funding_interval_ms
-    nxt = (ctx.now_ms // interval + 1) * interval
+    nxt = ctx.engine.next_funding_ms(ctx.now_ms)
     return {
         "symbol": md.symbol,
         "fundingRate": fmt(md.funding_rate(nxt, interval), 6),

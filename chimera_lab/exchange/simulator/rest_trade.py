@@ -6,15 +6,18 @@ Payload shapes follow bitget-api.md §3.5-3.11; every number travels as a string
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from chimera_lab.exchange.simulator.api import ApiError, invalid, missing
 from chimera_lab.exchange.simulator.engine import SimFill, SimOrder
+from chimera_lab.exchange.simulator.models import Market
 from chimera_lab.exchange.simulator.rest import USER_ID, RequestContext, dfmt
 
 __all__ = ["mix_order_json", "spot_order_json"]
+
+_T = TypeVar("_T")
 
 
 # -- orders ----------------------------------------------------------------------------------
@@ -41,14 +44,6 @@ def _fee_detail_spot_order(order: SimOrder) -> str:
     return json.dumps(detail, separators=(",", ":"))
 
 
-def _spot_status(order: SimOrder) -> str:
-    return order.status
-
-
-def _mix_status(order: SimOrder) -> str:
-    return "canceled" if order.status == "cancelled" else order.status
-
-
 def spot_order_json(order: SimOrder) -> dict[str, Any]:
     """Render a spot order as ``orderInfo`` does."""
     return {
@@ -60,7 +55,7 @@ def spot_order_json(order: SimOrder) -> dict[str, Any]:
         "size": dfmt(order.size),
         "orderType": order.order_type,
         "side": order.side,
-        "status": _spot_status(order),
+        "status": order.status,
         "priceAvg": dfmt(order.price_avg),
         "baseVolume": dfmt(order.filled_size),
         "quoteVolume": dfmt(order.filled_quote),
@@ -75,7 +70,7 @@ def spot_order_json(order: SimOrder) -> dict[str, Any]:
 
 def mix_order_json(order: SimOrder, leverage: int) -> dict[str, Any]:
     """Render a futures order as ``detail`` / ``orders-pending`` do."""
-    status = _mix_status(order)
+    status = order.api_status
     return {
         "symbol": order.symbol,
         "size": dfmt(order.size),
@@ -152,14 +147,16 @@ def _mix_detail(ctx: RequestContext) -> Any:
 
 
 def _page(
-    items: list[Any], ctx: RequestContext, key: Callable[[Any], int], time_of: Callable[[Any], int]
-) -> list[Any]:
+    items: Iterable[_T], ctx: RequestContext, key: Callable[[_T], int], time_of: Callable[[_T], int]
+) -> list[_T]:
+    # ``items`` come newest first (largest id first): the page is the first ``limit`` that
+    # pass the cursor and time filters, so the walk stops as soon as the page is full.
     id_less = ctx.int_param("idLessThan")
     start, end = ctx.int_param("startTime"), ctx.int_param("endTime")
     limit = ctx.int_param("limit", 100, lo=1, hi=100)
     assert limit is not None
     out = []
-    for item in sorted(items, key=key, reverse=True):  # newest first
+    for item in items:
         if id_less is not None and key(item) >= id_less:
             continue
         if start is not None and time_of(item) < start:
@@ -189,7 +186,7 @@ def _spot_unfilled(ctx: RequestContext) -> Any:
             "size": dfmt(o.size),
             "orderType": o.order_type,
             "side": o.side,
-            "status": _spot_status(o),
+            "status": o.status,
             "basePrice": dfmt(o.price_avg),
             "baseVolume": dfmt(o.filled_size),
             "quoteVolume": dfmt(o.filled_quote),
@@ -236,16 +233,28 @@ def _spot_fee_detail(fill: SimFill) -> dict[str, str]:
     }
 
 
-def _spot_fills(ctx: RequestContext) -> Any:
+def _fills(ctx: RequestContext, market: Market) -> Iterator[SimFill]:
+    # Not a generator function: ``symbol`` is checked now, before ``_page`` reads its params.
     symbol = ctx.get("symbol")
     if symbol is not None:
         ctx.market()
-    fills = [f for f in ctx.engine.fills if f.market == "spot"]
-    if symbol is not None:
-        fills = [f for f in fills if f.symbol == str(symbol).upper()]
-    if ctx.get("orderId") is not None:
-        fills = [f for f in fills if f.order_id == str(ctx.get("orderId"))]
-    page = _page(fills, ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
+        symbol = str(symbol).upper()
+    order_id = ctx.get("orderId")
+    order_id = None if order_id is None else str(order_id)
+    # engine.fills is appended as each fill is made, with trade ids from one counter, so it
+    # is in trade-id order: walking it backwards is newest first without copying or sorting
+    # (it holds up to a million fills).
+    return (
+        f
+        for f in reversed(ctx.engine.fills)
+        if f.market == market
+        and (symbol is None or f.symbol == symbol)
+        and (order_id is None or f.order_id == order_id)
+    )
+
+
+def _spot_fills(ctx: RequestContext) -> Any:
+    page = _page(_fills(ctx, "spot"), ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
     return [
         {
             "userId": USER_ID,
@@ -268,15 +277,7 @@ def _spot_fills(ctx: RequestContext) -> Any:
 
 def _mix_fills(ctx: RequestContext) -> Any:
     ctx.product()
-    symbol = ctx.get("symbol")
-    if symbol is not None:
-        ctx.market()
-    fills = [f for f in ctx.engine.fills if f.market == "mix"]
-    if symbol is not None:
-        fills = [f for f in fills if f.symbol == str(symbol).upper()]
-    if ctx.get("orderId") is not None:
-        fills = [f for f in fills if f.order_id == str(ctx.get("orderId"))]
-    page = _page(fills, ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
+    page = _page(_fills(ctx, "mix"), ctx, lambda f: int(f.trade_id), lambda f: f.time_ms)
     return {
         "fillList": [
             {

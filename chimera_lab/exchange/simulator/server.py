@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from chimera_lab.errors import ConfigError
 from chimera_lab.exchange.signing import sign
 from chimera_lab.exchange.simulator.api import ApiError, envelope, error_body
-from chimera_lab.exchange.simulator.clock import ClockMode, SimClock
+from chimera_lab.exchange.simulator.clock import ClockMode, SimClock, _to_ms
 from chimera_lab.exchange.simulator.engine import FeeSchedule, MatchingEngine, SimOrder
 from chimera_lab.exchange.simulator.faults import FaultDecision, FaultInjector, FaultSpec
 from chimera_lab.exchange.simulator.market import MarketData
@@ -93,10 +93,10 @@ def _as_frame(
 
         return load_ohlcv(Path(replay), symbol=symbol)
     if store is not None:
-        store_cls = getattr(importlib.import_module("chimera_lab.data"), "Store", None)
-        if store_cls is None:
-            raise ConfigError("this build has no bar store yet; replay a file with replay=")
-        frame: pd.DataFrame = store_cls(store).read_bars(symbol, timeframe)
+        # Looked up at call time (tests swap in a fake); Store.bars, as every CLI command:
+        # stored bars of the timeframe, else aggregated from a finer stored series.
+        store_cls = importlib.import_module("chimera_lab.data").Store
+        frame: pd.DataFrame = store_cls(store).bars(symbol, timeframe)
         if frame.empty:
             raise ConfigError(
                 f"store {store} has no {symbol} {timeframe} bars; import or fetch some first"
@@ -116,11 +116,12 @@ class BitgetSimulator:
     replay : str or Path, optional
         A bar file to replay (any format :func:`chimera_lab.data.load_ohlcv` reads).
     store : str, optional
-        A store URL; ``symbol``'s ``timeframe`` bars are replayed.
+        A store URL; ``symbol``'s ``timeframe`` bars are replayed (stored ones, else
+        aggregated from a finer stored series, as :meth:`chimera_lab.data.Store.bars` does).
     symbol : str
         Symbol of ``bars``/``replay``/``store`` (spot and USDT-M futures share it).
     timeframe : str
-        Timeframe read from ``store`` (other sources are inferred from their spacing).
+        Timeframe served from ``store`` (other sources are inferred from their spacing).
     api_key, api_secret, passphrase : str or SecretStr
         The credentials private endpoints accept.
     balances : mapping
@@ -438,12 +439,11 @@ class BitgetSimulator:
         if decision.before is not None:
             return self._before_fault(request, decision)
         remote = request.remote or "?"
-        refused = self.limiter.check(OVERALL_RULE.name, remote, now_s=mono)
-        if refused is None:
-            key = remote
-            if endpoint.rule.scope == "uid":
-                key = request.headers.get("ACCESS-KEY") or remote
-            refused = self.limiter.check(endpoint.rule.name, key, now_s=mono)
+        key = _limit_key(endpoint, request)
+        # Both windows at once: a request the endpoint rule refuses uses no overall budget.
+        refused = self.limiter.check_all(
+            [(OVERALL_RULE.name, remote), (endpoint.rule.name, key)], now_s=mono
+        )
         if refused is not None:
             return self._json(
                 error_body("429", "Too Many Requests", request_time_ms=self.request_time_ms()), 429
@@ -472,20 +472,14 @@ class BitgetSimulator:
             self.hub.wake()
         if decision.after is not None:
             return await self._after_fault(request, decision, endpoint)
-        remain = self._remaining(endpoint, request)
+        # FAQ Q11 names this header; its exact semantics are unverified: here, what is left
+        # of the endpoint's per-second budget for this key.
+        remain = self.limiter.remaining(endpoint.rule.name, key)
         return self._json(
             envelope(data, request_time_ms=now_ms),
             200,
             {"x-mbx-used-remain-limit": str(remain)},
         )
-
-    def _remaining(self, endpoint: Endpoint, request: web.Request) -> int:
-        # FAQ Q11 names this header; its exact semantics are unverified: here, what is left
-        # of the endpoint's per-second budget for this key.
-        key = request.remote or "?"
-        if endpoint.rule.scope == "uid":
-            key = request.headers.get("ACCESS-KEY") or key
-        return self.limiter.remaining(endpoint.rule.name, key)
 
     def _before_fault(self, request: web.Request, decision: FaultDecision) -> web.StreamResponse:
         kind = decision.before
@@ -592,6 +586,14 @@ def _synthetic(n: int, *, seed: int, timeframe: str, anchored_to_wall: bool) -> 
     return make_ohlcv(n, seed=seed, timeframe=timeframe, start=start)
 
 
+def _limit_key(endpoint: Endpoint, request: web.Request) -> str:
+    # Public limits count per IP, private ones per account (here: its API key).
+    remote = request.remote or "?"
+    if endpoint.rule.scope == "uid":
+        return request.headers.get("ACCESS-KEY") or remote
+    return remote
+
+
 def _start_ms(md: MarketData, start: str | pd.Timestamp | int | None) -> int:
     if start is None:
         return md.end_ms
@@ -601,6 +603,4 @@ def _start_ms(md: MarketData, start: str | pd.Timestamp | int | None) -> int:
                 f"start={start} is not a bar index in 1..{len(md.ts)}; pass a time instead"
             )
         return int(md.ts[start - 1]) + md.tf_ms
-    ts = pd.Timestamp(start)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1_000_000)
+    return _to_ms(start, name="start")

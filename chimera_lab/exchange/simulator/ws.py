@@ -399,7 +399,8 @@ class WsHub:
         out = {
             "instId": md.symbol,
             "lastPr": row["lastPr"],
-            "open24h": fmt(md.stats_24h(now)["open24h"], md.price_decimals),
+            # _ticker_row already formatted the 24h open (as "open" on spot rows)
+            "open24h": row["open24h" if futures else "open"],
             "high24h": row["high24h"],
             "low24h": row["low24h"],
             "change24h": row["change24h"],
@@ -414,11 +415,10 @@ class WsHub:
             "ts": str(now),
         }
         if futures:
-            interval = self.sim.engine.funding_interval_ms
             out.update(
                 {
                     "fundingRate": row["fundingRate"],
-                    "nextFundingTime": str((now // interval + 1) * interval),
+                    "nextFundingTime": str(self.sim.engine.next_funding_ms(now)),
                     "markPrice": row["markPrice"],
                     "indexPrice": row["indexPrice"],
                     "holdingAmount": row["holdingAmount"],
@@ -608,9 +608,7 @@ def _ws_candle(md: MarketData, row: tuple[Any, ...]) -> list[str]:
 
 
 def _order_push(order: SimOrder, fill: SimFill | None) -> dict[str, Any]:
-    status = order.status
-    if order.market == "mix" and status == "cancelled":
-        status = "canceled"
+    status = order.api_status
     row: dict[str, Any] = {
         "instId": order.symbol,
         "orderId": order.order_id,

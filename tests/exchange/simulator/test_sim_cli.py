@@ -84,3 +84,18 @@ def test_serve_without_credentials_is_a_one_line_error(
     assert main(["sim", "serve", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the simulator needs credentials") and err.count("\n") == 1
+
+
+def test_serve_with_a_bad_start_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in (
+        ("API_KEY", "key-1"),
+        ("API_SECRET", "secret-1"),
+        ("PASSPHRASE", "phrase-1"),
+    ):
+        monkeypatch.setenv(f"CHIMERA_SIM__{name}", value)
+    monkeypatch.chdir(REPO / "tests")  # no .env here
+    assert main(["sim", "serve", "--port", "0", "--start", "garbage"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: start='garbage' is not a date/time") and err.count("\n") == 1

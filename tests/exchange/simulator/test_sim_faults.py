@@ -90,6 +90,52 @@ def test_limiter_ban_after_tripping_an_overall_style_rule() -> None:
     assert limiter.check("cap", "ip", now_s=104) is None
 
 
+def test_a_request_refused_by_its_endpoint_rule_uses_no_overall_budget() -> None:
+    limiter = SimRateLimiter(
+        [
+            RateLimitRule("overall", limit=3, window_s=60.0, ban_s=300.0),
+            RateLimitRule("ep", limit=1, window_s=1.0),
+            RateLimitRule("other", limit=10, window_s=1.0),
+        ]
+    )
+    pairs = [("overall", "ip"), ("ep", "ip")]
+    refused = [limiter.check_all(pairs, now_s=t) for t in (0.0, 0.1, 0.2, 0.3)]
+    assert [r.name if r else None for r in refused] == [None, "ep", "ep", "ep"]
+    assert limiter.remaining("overall", "ip") == 2  # only the accepted request counts
+    assert limiter.stats.rate_limited == {"ep": 3}  # the overall cap never tripped: no ban
+    assert limiter.check_all(pairs, now_s=1.5) is None  # the endpoint window moved on
+    assert limiter.check_all([("overall", "ip"), ("other", "ip")], now_s=1.6) is None
+    assert limiter.remaining("overall", "ip") == 0
+    # A refusal by the overall cap leaves the endpoint budget alone, and then bans.
+    assert limiter.check_all([("overall", "ip"), ("other", "ip")], now_s=1.7).name == "overall"
+    assert limiter.remaining("other", "ip") == 9
+    assert limiter.check_all([("overall", "ip"), ("other", "ip")], now_s=100.0).name == "overall"
+    # Every request was received by each rule it was checked under.
+    assert limiter.stats.max_in_window == {"overall": 7, "ep": 4, "other": 2}
+
+
+def test_server_requests_refused_per_endpoint_leave_the_overall_cap_intact(creds: dict) -> None:
+    async def scenario() -> None:
+        async with (
+            BitgetSimulator(**creds) as sim,
+            httpx.AsyncClient(base_url=sim.base_url) as http,
+        ):
+            # A small overall cap (Bitget: 6000/min) so the burst below would exhaust it if
+            # the 429s of the 20/s endpoint rule were charged to it.
+            cap = RateLimitRule("overall", limit=25, window_s=600.0, ban_s=300.0)
+            sim.limiter.rules["overall"] = cap
+            rs = await asyncio.gather(*(http.get("/api/v2/public/time") for _ in range(30)))
+            ok = sum(r.status_code == 200 for r in rs)
+            assert 20 <= ok < 25  # the endpoint rule refused some (a window edge may add a few)
+            assert sim.stats.rate_limited["/api/v2/public/time"] == 30 - ok
+            assert sim.stats.rate_limited["overall"] == 0
+            assert sim.limiter.remaining("overall", "127.0.0.1") == 25 - ok
+            r = await http.get("/api/v2/spot/public/symbols")  # another endpoint still passes
+            assert r.status_code == 200 and r.json()["code"] == "00000"
+
+    run(scenario())
+
+
 def test_fault_spec_parse_roundtrip_and_errors() -> None:
     spec = FaultSpec.parse(
         "latency=0.01,error_rate=0.2,error_statuses=500|503,seed=3,"

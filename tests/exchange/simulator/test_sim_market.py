@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chimera_lab.data import load_ohlcv
 from chimera_lab.data.synthetic import make_ohlcv
+from chimera_lab.errors import ChimeraError
 from chimera_lab.exchange.simulator import BitgetSimulator
+from chimera_lab.exchange.simulator.market import MarketData
 
 SAMPLE = "data/samples/btcusdt_1m_binance_20240726_20240825.csv.gz"  # real Binance 1m bars
 
@@ -256,11 +261,11 @@ def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyP
     calls: list[tuple[str, str, str]] = []
     bars = make_ohlcv(50, seed=1, timeframe="5m")
 
-    class FakeStore:  # the documented Store interface: Store(url).read_bars(symbol, timeframe)
+    class FakeStore:  # the documented Store interface: Store(url).bars(symbol, timeframe)
         def __init__(self, url: str) -> None:
             self.url = url
 
-        def read_bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
+        def bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
             calls.append((self.url, symbol, timeframe))
             return bars
 
@@ -269,3 +274,45 @@ def test_store_source_reads_the_symbol_and_timeframe(monkeypatch: pytest.MonkeyP
     assert calls == [("duckdb:///x.duckdb", "ETHUSDT", "5m")]
     md = sim.markets["ETHUSDT"]
     assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == 50
+
+
+def test_store_source_serves_a_coarser_timeframe_from_stored_1m_bars(tmp_path: Path) -> None:
+    # As every CLI command does: a 1m-only store serves 5m bars, aggregated from the 1m ones.
+    from chimera_lab.data import Store
+    from chimera_lab.data.resample import resample_ohlcv
+
+    url = f"duckdb:///{tmp_path / 'bars.duckdb'}"
+    one_minute = make_ohlcv(600, seed=6, start="2024-03-01")
+    Store(url).write_bars("BTCUSDT", "1m", one_minute)
+    sim = BitgetSimulator(store=url, symbol="BTCUSDT", timeframe="5m")
+    md = sim.markets["BTCUSDT"]
+    want = resample_ohlcv(one_minute, "5m")
+    assert md.tf_ms == 300_000 and md.closed_count(sim.clock.now_ms) == len(want) == 120
+    np.testing.assert_array_equal(md.ts, want.index.as_unit("ms").asi8)
+    np.testing.assert_allclose(md.close, want["close"].round(md.price_decimals), rtol=0, atol=0)
+    np.testing.assert_allclose(md.volume, want["volume"].round(6), rtol=0, atol=1e-9)
+    with pytest.raises(ChimeraError, match="ETHUSDT"):  # nothing stored: a clear error
+        BitgetSimulator(store=url, symbol="ETHUSDT", timeframe="5m")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    drop=st.sets(st.integers(1, 39), max_size=12),
+    tf_min=st.sampled_from([1, 5, 60]),
+    offsets=st.lists(st.integers(-(10**7), 10**9), min_size=1, max_size=20),
+)
+def test_closed_count_matches_the_shifted_array_reference(
+    drop: set[int], tf_min: int, offsets: list[int]
+) -> None:
+    # closed_count shifts now instead of the whole ts array; the reference is the obvious
+    # "count bars with open + timeframe <= now", evaluated on gappy data at random times.
+    bars = make_ohlcv(40, seed=3, timeframe=f"{tf_min}m", start="2024-01-01")
+    # at most 12 of 40 bars dropped: the median spacing (the inferred timeframe) is unchanged
+    md = MarketData("BTCUSDT", bars.drop(bars.index[sorted(drop)]), price_decimals=2)
+    for off in offsets:
+        now = int(md.ts[0]) + off
+        want = int(np.searchsorted(md.ts + md.tf_ms, now, side="right"))
+        assert md.closed_count(now) == want
+    for t in md.ts:  # the exact bar boundaries, where an off-by-one would show
+        for now in (int(t) + md.tf_ms - 1, int(t) + md.tf_ms, int(t) + md.tf_ms + 1):
+            assert md.closed_count(now) == int(np.searchsorted(md.ts + md.tf_ms, now, side="right"))

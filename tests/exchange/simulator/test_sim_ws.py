@@ -258,3 +258,31 @@ def test_accelerated_clock_pushes_closed_candles_in_order(creds: dict) -> None:
             assert seen == list(range(first_open, first_open + 6 * 60_000, 60_000))
 
     run(scenario())
+
+
+def test_ticker_push_fields_match_the_market_at_its_timestamp(creds: dict) -> None:
+    bars = make_ohlcv(3000, seed=5)  # > 1 day of 1m bars, so the 24h window is full
+
+    async def scenario() -> None:
+        sim = BitgetSimulator(bars, start=2000, **creds)
+        md = sim.markets["BTCUSDT"]
+        interval = sim.engine.funding_interval_ms
+        async with sim, websockets.connect(sim.ws_public_url) as ws:
+            args = [_arg("ticker"), _arg("ticker", "USDT-FUTURES")]
+            await ws.send(json.dumps({"op": "subscribe", "args": args}))
+            rows: dict[str, dict[str, Any]] = {}
+            for _ in range(8):  # bounded: 2 acks + 2 snapshots
+                msg = await recv_json(ws)
+                if msg.get("action") == "snapshot":
+                    rows[msg["arg"]["instType"]] = msg["data"][0]
+                if len(rows) == 2:
+                    break
+            for row in rows.values():
+                now = int(row["ts"])
+                stats = md.stats_24h(now)
+                assert float(row["open24h"]) == pytest.approx(stats["open24h"], abs=1e-9)
+                assert float(row["lastPr"]) == pytest.approx(stats["last"], abs=1e-9)
+            fut = rows["USDT-FUTURES"]
+            assert int(fut["nextFundingTime"]) == (int(fut["ts"]) // interval + 1) * interval
+
+    run(scenario())
