@@ -291,7 +291,10 @@ def to_utc(value: Any, *, name: str) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a date/time") from None
+        raise ConfigError(
+            f"{name}={value!r} is not a date/time; use ISO-8601 such as '2024-08-01' or "
+            "'2024-08-01T12:00:00Z'"
+        ) from None
     if pd.isna(ts):
         raise ConfigError(f"{name} must be a date/time, got NaT")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

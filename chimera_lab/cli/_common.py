@@ -32,6 +32,7 @@ __all__ = [
     "option_group",
     "parse_params",
     "parse_time",
+    "require_one_source",
     "source_options",
     "store_option",
     "to_jsonable",
@@ -150,17 +151,15 @@ class DataSource:
 
 
 def parse_time(value: str | None, *, name: str) -> pd.Timestamp | None:
-    """Parse an ISO date/time as UTC (naive means UTC); ``None`` stays ``None``."""
+    """Parse ``--start``/``--end`` by :func:`chimera_lab.frames.to_utc`; empty stays ``None``."""
+    from chimera_lab.frames import to_utc
+
     if value is None or value == "":
         return None
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise click.BadParameter(
-            f"{value!r} is not an ISO date/time (e.g. 2024-08-01 or 2024-08-01T12:00)",
-            param_hint=f"--{name}",
-        ) from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return to_utc(value, name=name)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{name}") from None
 
 
 def load_source(
@@ -173,28 +172,30 @@ def load_source(
     store_url: str | None,
     settings: Settings | None = None,
 ) -> tuple[pd.DataFrame, DataSource]:
-    """Load the bars named by :func:`source_options`; exactly one of csv/symbol is required."""
-    from chimera_lab.data import Store, load_ohlcv
+    """Load the bars named by :func:`source_options`; exactly one of csv/symbol is required.
 
+    The bars come from :func:`chimera_lab.pipelines.data.load_bars`, the loader pipelines
+    and their notebooks use, so a command and a pipeline given the same source read the
+    same bars.
+    """
+    from chimera_lab.pipelines.data import load_bars
+
+    require_one_source(csv_path, symbol)
+    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
+    settings = settings or get_settings()
+    bars = load_bars(
+        data_path=csv_path, store_url=store_url, symbol=symbol, timeframe=timeframe,
+        start=t0, end=t1, settings=settings,
+    )  # fmt: skip
+    if csv_path is not None:
+        return bars, DataSource("file", str(csv_path), None, None, t0, t1)
+    return bars, DataSource("store", store_url or settings.store.url, symbol, timeframe, t0, t1)
+
+
+def require_one_source(csv_path: Path | None, symbol: str | None) -> None:
+    """Raise a usage error unless exactly one of ``--csv`` and ``--symbol`` was given."""
     if (csv_path is None) == (symbol is None):
         raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
-    t0, t1 = parse_time(start, name="start"), parse_time(end, name="end")
-    if csv_path is not None:
-        df = load_ohlcv(csv_path)
-        if t0 is not None:
-            df = df.loc[df.index >= t0]
-        if t1 is not None:
-            df = df.loc[df.index <= t1]
-        src = DataSource("file", str(csv_path), None, None, t0, t1)
-    else:
-        assert symbol is not None
-        settings = settings or get_settings()
-        store = Store(store_url or None, settings=settings)
-        df = store.bars(symbol, timeframe, start=t0, end=t1)
-        src = DataSource("store", store.url, symbol, timeframe, t0, t1)
-    if df.empty:
-        raise ConfigError(f"no bars in {src.describe()} between {start or '-'} and {end or '-'}")
-    return df, src
 
 
 def parse_params(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from chimera_lab.cli._common import (
     json_option,
     option_group,
     parse_params,
+    require_one_source,
     source_options,
 )
 
@@ -316,8 +317,7 @@ def walk_forward(
         if value is None:
             raise click.UsageError(f"Missing option '{flag}' (or give --resume RUN_DIR).")
     assert strategy is not None and train is not None and test is not None
-    if (source.csv_path is None) == (source.symbol is None):
-        raise click.UsageError("give exactly one of --csv FILE or --symbol SYMBOL")
+    require_one_source(source.csv_path, source.symbol)
     if warmup != "auto" and not warmup.isdigit():
         raise click.BadParameter("a number of bars or 'auto'", param_hint="--warmup")
     settings = get_settings(ctx)

@@ -76,6 +76,7 @@ import pandas as pd
 
 from chimera_lab.data._buckets import gap_runs, sort_by_ts
 from chimera_lab.errors import ConfigError, StoreError, UnknownSeriesError
+from chimera_lab.frames import to_utc
 from chimera_lab.timeframes import TIMEFRAMES
 from chimera_lab.timeframes import canonical_timeframe as canonical_timeframe  # re-exported
 
@@ -451,20 +452,8 @@ def check_symbol(symbol: str) -> str:
 
 
 def to_utc_ns(value: TimeLike | None, *, name: str) -> int | None:
-    """Convert a time-like value to epoch nanoseconds (UTC; naive means UTC)."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise ConfigError(
-            f"{name}={value!r} is not a date/time; use ISO-8601 such as '2024-08-01' or "
-            "'2024-08-01T12:00:00Z', a pandas Timestamp or a datetime"
-        ) from None
-    if pd.isna(ts):
-        raise ConfigError(f"{name} must be a date/time, got NaT")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value)
+    """Convert a time-like value to epoch nanoseconds by :func:`chimera_lab.frames.to_utc`."""
+    return None if value is None else int(to_utc(value, name=name).value)
 
 
 def window(start: TimeLike | None, end: TimeLike | None) -> tuple[int | None, int | None]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from chimera_lab.config import Settings
 from chimera_lab.errors import ConfigError, DataError
 from chimera_lab.validation import to_utc
 
@@ -54,8 +55,12 @@ def load_bars(
     end: Any = None,
     lookback: str | None = None,
     resample: str | None = None,
+    settings: Settings | None = None,
 ) -> pd.DataFrame:
     """Load OHLCV bars from a file/sample or from the store, between ``start`` and ``end``.
+
+    The one loader behind the ``chimera`` commands' ``--csv``/``--symbol`` options, the
+    pipeline driver and every pipeline notebook.
 
     Parameters
     ----------
@@ -64,7 +69,8 @@ def load_bars(
     store_url : str, optional
         Store URL; empty means the default store (``CHIMERA_STORE__URL`` in this process).
     symbol, timeframe : str
-        The store series (used when ``data_path`` is empty).
+        The store series (used when ``data_path`` is empty). A timeframe the store does not
+        hold is aggregated from the finest stored one that divides it (:meth:`Store.bars`).
     start, end : timestamp-like, optional
         Inclusive bounds (UTC; naive means UTC).
     lookback : str, optional
@@ -75,6 +81,8 @@ def load_bars(
         aggregation (bit-identical bars, so file and store sources have the same
         fingerprint); buckets aligned to the Unix epoch, labelled by their open time, empty
         buckets dropped.
+    settings : Settings, optional
+        Settings for the store (default: read from the environment).
 
     Raises
     ------
@@ -99,14 +107,14 @@ def load_bars(
     elif symbol:
         from chimera_lab.data import Store
 
-        store = Store(store_url or None)
+        store = Store(store_url or None, settings=settings)
 
         def read(lo: pd.Timestamp | None) -> pd.DataFrame:
             if resample:
                 return store.resample(
                     symbol, resample, source_timeframe=timeframe, start=lo, end=t1
                 )
-            return store.read_bars(symbol, timeframe, start=lo, end=t1)
+            return store.bars(symbol, timeframe, start=lo, end=t1)
 
         lo = t0
         if span is not None:

@@ -210,3 +210,15 @@ def test_kelly_with_risk_uses_the_environments_risk_settings(
     code, out, _ = chimera(capsys, "--csv", str(csv), "--strategy", "kelly", *params,
                            "--param", "risk=True")  # fmt: skip
     assert "RiskManager(max_exposure=0.3, max_leverage=1, drawdown_kill=0.5" in out.splitlines()[0]
+
+
+def test_bad_start_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path
+) -> None:
+    # --start goes through the one time rule (frames.to_utc): NaT is not "no bound".
+    for bad in ("NaT", "not-a-date"):
+        code, out, err = chimera(
+            capsys, "--csv", str(samples_dir / BTC_1D), "--strategy", "sma_cross", "--start", bad
+        )
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("error: ") and "--start" in err

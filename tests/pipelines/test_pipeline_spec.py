@@ -326,7 +326,7 @@ def test_lookback_reads_only_the_recent_store_rows_and_gives_the_same_bars(
     gappy = make_ohlcv(5 * 1440, seed=9, start="2024-03-01")
     store.write_bars("ETHUSDT", "1m", gappy.drop(gappy.loc["2024-03-03":"2024-03-03 23:59"].index))
     starts: list[Any] = []
-    for name in ("resample", "read_bars"):
+    for name in ("resample", "bars"):  # load_bars reads stored bars through Store.bars
         real = getattr(DuckDBStore, name)
 
         def spy(self: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
@@ -360,3 +360,23 @@ def test_lookback_reads_only_the_recent_store_rows_and_gives_the_same_bars(
     starts.clear()
     load_bars(symbol="ETHUSDT", store_url=url, resample="1h", lookback="1D", end="2024-03-03 18:00")
     assert starts[0] == pd.Timestamp("2024-03-02 17:00", tz="UTC") and starts[1] is None
+
+
+def test_a_timeframe_the_store_lacks_is_aggregated_as_the_commands_do(tmp_path: Path) -> None:
+    # One loader for commands and pipelines: 1h bars asked of a 1m-only store come from
+    # Store.bars (aggregated from 1m), in load_bars and in the CLI's load_source alike.
+    from chimera_lab.cli._common import load_source
+    from chimera_lab.data import Store
+
+    url = str(tmp_path / "bars.duckdb")
+    store = Store(url)
+    store.write_bars("BTCUSDT", "1m", make_ohlcv(3 * 1440, seed=4, start="2024-03-01"))
+    want = store.resample("BTCUSDT", "1h", source_timeframe="1m", end="2024-03-02 12:00")
+    got = load_bars(symbol="BTCUSDT", timeframe="1h", store_url=url, end="2024-03-02 12:00")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    bars, origin = load_source(
+        csv_path=None, symbol="BTCUSDT", timeframe="1h", start=None, end="2024-03-02 12:00",
+        store_url=url,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(bars, want, check_exact=True)
+    assert (origin.kind, origin.location, origin.timeframe) == ("store", url, "1h")
