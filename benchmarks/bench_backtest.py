@@ -108,11 +108,15 @@ def vectorised(data: pd.DataFrame, target: pd.Series, fee: float) -> np.ndarray:
     return CAPITAL * np.cumprod(growth)
 
 
-def vectorbt_runs(data: pd.DataFrame, target: pd.Series, repeats: int) -> dict[str, Any]:
+def vectorbt_runs(
+    data: pd.DataFrame, target: pd.Series, repeats: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time vectorbt's engines; return the results and each working engine's callable."""
+    runners: dict[str, Any] = {}
     try:
         import vectorbt as vbt
     except ImportError:
-        return {"installed": False}
+        return {"installed": False}, runners
     out: dict[str, Any] = {"installed": True, "version": vbt.__version__}
     entries = (target.shift(1, fill_value=0.0) > 0).to_numpy()
     exits = ~entries
@@ -138,6 +142,7 @@ def vectorbt_runs(data: pd.DataFrame, target: pd.Series, repeats: int) -> dict[s
 
             once()  # warm: compile (numba) / load (rust)
             seconds, pf = median_time(once, repeats)
+            runners[engine] = once
             out[engine] = {
                 "seconds": seconds,
                 "final_equity": float(pf.final_value()),
@@ -145,7 +150,26 @@ def vectorbt_runs(data: pd.DataFrame, target: pd.Series, repeats: int) -> dict[s
             }
         except Exception as exc:  # noqa: BLE001 - report why an engine is unavailable
             out[engine] = {"error": f"{type(exc).__name__}: {exc}"}
-    return out
+    return out, runners
+
+
+def paired_ratio(ours: Any, theirs: Any, pairs: int) -> dict[str, float]:
+    # This machine is a shared VM whose speed drifts by 2-3x over seconds; medians taken in
+    # separate blocks can land in different phases. Alternating the two calls (ours, theirs,
+    # ours, ...) exposes both to the same drift, so the ratio of each pair is the fair figure.
+    ratios = []
+    for _ in range(pairs):
+        t0 = time.perf_counter()
+        ours()
+        t1 = time.perf_counter()
+        theirs()
+        ratios.append((t1 - t0) / (time.perf_counter() - t1))
+    return {
+        "pairs": pairs,
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+    }
 
 
 def reference_final(data: pd.DataFrame, target: pd.Series, fee: float) -> tuple[float, float]:
@@ -275,7 +299,12 @@ def bench_size(n: int, repeats: int, with_reference: bool) -> dict[str, Any]:
     bare()
     bare_s, bare_eq = median_time(bare, repeats)
     vec_s, vec_eq = median_time(lambda: vectorised(data, target, fee), repeats)
-    vbt = vectorbt_runs(data, target, repeats)
+    vbt, vbt_runners = vectorbt_runs(data, target, repeats)
+    paired = None
+    if "rust" in vbt_runners:
+        paired = paired_ratio(
+            lambda: run(data, target, fee_bps=FEE_BPS), vbt_runners["rust"], max(7, repeats)
+        )
 
     engine_final = float(result.stats["final_equity"])
     finals: dict[str, float] = {
@@ -311,6 +340,7 @@ def bench_size(n: int, repeats: int, with_reference: bool) -> dict[str, Any]:
         "rel_diff_vs_engine": rel,
         "agree_1e-6": all(v <= TOLERANCE for v in rel.values()),
         "vectorbt": vbt,
+        "run_vs_vectorbt_rust_paired": paired,
     }
 
 
@@ -330,6 +360,12 @@ def print_size(res: dict[str, Any]) -> None:
         for engine in ("numba", "rust"):
             if "error" in vbt.get(engine, {}):
                 print(f"vectorbt {engine}: unavailable ({vbt[engine]['error']})")
+    paired = res["run_vs_vectorbt_rust_paired"]
+    if paired is not None:
+        print(
+            f"run() / vectorbt rust, alternating pairs: median {paired['median']:.2f} "
+            f"(range {paired['min']:.2f}-{paired['max']:.2f}, {paired['pairs']} pairs)"
+        )
     print(f"\n{'final equity':<28}{'value':>20}{'rel. diff':>12}")
     for k, v in res["final_equity"].items():
         print(f"{k:<28}{v:>20.6f}{res['rel_diff_vs_engine'][k]:>12.1e}")
